@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ReaperError } from '../errors.js';
+import { parseCommandArgs, type CommonArgs } from './args.js';
+import { reapCommand, type CommandIO } from './reap.js';
+
+interface Command {
+  summary: string;
+  /** Flags of this command beyond the common ones. */
+  options?: Parameters<typeof parseCommandArgs>[1];
+  run: (args: CommonArgs, io: CommandIO) => Promise<number>;
+}
+
+const commands: Record<string, Command> = {
+  ps: { summary: 'list the worker children with their verdict (kills nothing)', run: (a, io) => reapCommand('ps', a, io) },
+  reap: { summary: 'kill every orphan and its descendants (--dry-run: only say which)', run: (a, io) => reapCommand('reap', a, io) },
+};
+
+/** Commands added by other modules register here (run, install, doctor, status …). */
+export function registerCommand(name: string, command: Command): void {
+  commands[name] = command;
+}
+
+const version = (): string => {
+  const pkg = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json');
+  return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
+};
+
+function usage(): string {
+  const names = Object.keys(commands);
+  const width = Math.max(...names.map((n) => n.length));
+  return `hum-reaper ${version()} — kills the claude processes an unpatched hum claude-cli-worker leaks
+
+Usage: hum-reaper <command> [options]
+
+Commands:
+${names.map((n) => `  ${n.padEnd(width)}  ${commands[n]!.summary}`).join('\n')}
+
+Options (all commands):
+  --config FILE         config file (default ~/.config/hum-reaper/config.json when present)
+  --log FILE            the worker log to read ("none": use no log evidence)
+  --state-dir DIR       where the ledger, checkpoint and metrics live
+  --json                one JSON object on stdout, nothing else
+  --dry-run             decide and report, kill nothing
+  --grace MS            SIGTERM → SIGKILL wait (default 3000)
+  --min-age MS          never touch processes younger than this (default 2000)
+  --force               kill even when the orphan count trips the safety valve
+  -h, --help            this help
+  -V, --version         the version
+
+Exit codes: 0 done (also when nothing was found), 1 some kill failed or the safety valve
+tripped, 2 bad usage or config (nothing is killed).`;
+}
+
+export async function main(argv: string[], io: CommandIO): Promise<number> {
+  const [name, ...rest] = argv;
+  try {
+    if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+      io.stdout(usage());
+      return name === undefined ? 2 : 0;
+    }
+    if (name === '--version' || name === '-V') {
+      io.stdout(version());
+      return 0;
+    }
+    const command = commands[name];
+    if (!command) throw new ReaperError('E_USAGE', `unknown command "${name}"; try hum-reaper --help`);
+    const args = parseCommandArgs(rest, command.options);
+    if (args.help) {
+      io.stdout(usage());
+      return 0;
+    }
+    if (args.version) {
+      io.stdout(version());
+      return 0;
+    }
+    return await command.run(args, io);
+  } catch (err) {
+    if (err instanceof ReaperError) {
+      io.stderr(`hum-reaper: ${err.message} [${err.code}]`);
+      return err.exitCode;
+    }
+    io.stderr(`hum-reaper: unexpected error: ${(err as Error).stack ?? String(err)}`);
+    return 1;
+  }
+}
+
+const isEntry = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === (await import('node:fs')).realpathSync(process.argv[1]);
+if (isEntry) {
+  const io: CommandIO = {
+    stdout: (t) => process.stdout.write(`${t}\n`),
+    stderr: (t) => process.stderr.write(`${t}\n`),
+  };
+  const code = await main(process.argv.slice(2), io);
+  process.exitCode = code;
+}

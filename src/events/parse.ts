@@ -1,0 +1,149 @@
+import type { LogLine, WorkerEvent } from './types.js';
+
+// SGR and other CSI sequences tracing writes when colour is on.
+const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]/g;
+const COMPACT = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?Z\s+(TRACE|DEBUG|INFO|WARN|ERROR) (.*)$/;
+// A field starts at a space followed by `key=`; tracing keys are Rust identifiers.
+const FIELD_START = / ([A-Za-z_][A-Za-z0-9_.]*)=/g;
+const LEVELS = new Set(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']);
+
+export const stripAnsi = (s: string): string => (s.includes('\x1b') ? s.replace(ANSI, '') : s);
+
+/** RFC 3339 UTC timestamp → epoch ms, keeping microseconds as the fraction. */
+export function parseTimestamp(date: string, fraction = ''): number {
+  const whole = Date.parse(`${date}Z`);
+  if (Number.isNaN(whole)) return NaN;
+  const frac = fraction ? Number(`0${fraction}`) * 1000 : 0;
+  return whole + frac;
+}
+
+/** Parse one line (no trailing newline) of compact or JSON `tracing` output; null if it is neither. */
+export function parseLogLine(raw: string): LogLine | null {
+  const line = stripAnsi(raw.endsWith('\r') ? raw.slice(0, -1) : raw);
+  if (line.startsWith('{')) return parseJsonLine(line);
+  const m = COMPACT.exec(line);
+  if (!m) return null;
+  const at = parseTimestamp(m[1]!, m[2]);
+  if (Number.isNaN(at)) return null;
+  const { message, fields } = splitFields(m[4]!);
+  return { at, level: m[3] as LogLine['level'], message, fields };
+}
+
+function splitFields(rest: string): { message: string; fields: Record<string, string> } {
+  const starts: { key: string; at: number; valueAt: number }[] = [];
+  const text = ` ${rest}`;
+  for (const m of text.matchAll(FIELD_START)) {
+    starts.push({ key: m[1]!, at: m.index, valueAt: m.index + m[0].length });
+  }
+  // A value that opens a quote runs to its closing quote, even across ` key=` look-alikes.
+  const fields: Record<string, string> = {};
+  const message = (starts.length ? text.slice(0, starts[0]!.at) : text).trim();
+  let i = 0;
+  while (i < starts.length) {
+    const s = starts[i]!;
+    let end = i + 1 < starts.length ? starts[i + 1]!.at : text.length;
+    let next = i + 1;
+    if (text[s.valueAt] === '"') {
+      const close = closingQuote(text, s.valueAt);
+      if (close > 0) {
+        end = close + 1;
+        while (next < starts.length && starts[next]!.at < end) next++;
+      }
+    }
+    fields[s.key] = unquote(text.slice(s.valueAt, end));
+    i = next;
+  }
+  return { message, fields };
+}
+
+function closingQuote(text: string, open: number): number {
+  for (let i = open + 1; i < text.length; i++) {
+    if (text[i] === '\\') i++;
+    else if (text[i] === '"') return i;
+  }
+  return -1;
+}
+
+function unquote(value: string): string {
+  if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) {
+    try {
+      const s: unknown = JSON.parse(value);
+      if (typeof s === 'string') return s;
+    } catch {
+      // Rust Debug escapes are close to JSON's, not identical; keep the inner text.
+    }
+    return value.slice(1, -1);
+  }
+  return value;
+}
+
+function parseJsonLine(line: string): LogLine | null {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (typeof obj !== 'object' || obj === null) return null;
+  const rec = obj as Record<string, unknown>;
+  const ts = typeof rec.timestamp === 'string' ? /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?Z$/.exec(rec.timestamp) : null;
+  const level = typeof rec.level === 'string' ? rec.level.trim().toUpperCase() : '';
+  const rawFields = rec.fields;
+  if (!ts || !LEVELS.has(level) || typeof rawFields !== 'object' || rawFields === null) return null;
+  const fields: Record<string, string> = {};
+  let message = '';
+  for (const [k, v] of Object.entries(rawFields as Record<string, unknown>)) {
+    const text = typeof v === 'string' ? v : JSON.stringify(v);
+    if (k === 'message') message = text;
+    else fields[k] = text;
+  }
+  const at = parseTimestamp(ts[1]!, ts[2]);
+  if (Number.isNaN(at)) return null;
+  // `spawned pid=Some(N)` arrives in JSON as message "spawned pid=Some(N)" too.
+  const inline = splitFields(message);
+  return { at, level: level as LogLine['level'], message: inline.message, fields: { ...inline.fields, ...fields } };
+}
+
+// A sid is what hum puts in a URL path segment: no whitespace, no control characters.
+const SID = /^[^\s\x00-\x1f\x7f]{1,256}$/;
+const sidOf = (v: string | undefined): string | null => (v !== undefined && SID.test(v) ? v : null);
+
+/** Map a parsed line to the lifecycle event it announces, or null if it announces none. */
+export function toWorkerEvent(line: LogLine, seq: number): WorkerEvent | null {
+  const { at, fields } = line;
+  switch (line.message) {
+    case 'worker.cell.evict.lru': {
+      const sid = sidOf(fields.evicted_sid);
+      return sid ? { kind: 'evicted', sid, at, seq } : null;
+    }
+    case 'worker.cell.idle.kill': {
+      const sid = sidOf(fields.sid);
+      return sid ? { kind: 'idle-killed', sid, at, seq } : null;
+    }
+    case 'spawned': {
+      const m = /^Some\((\d{1,10})\)$/.exec(fields.pid ?? '');
+      const pid = m ? Number(m[1]) : NaN;
+      return pid > 0 && pid <= 0x7fffffff ? { kind: 'spawned-pid', pid, at, seq } : null;
+    }
+    case 'worker.cell.spawned':
+    case 'worker.cell.reused':
+    case 'worker.cell.exit': {
+      const sid = sidOf(fields.sid);
+      if (!sid) return null;
+      const kind = line.message === 'worker.cell.spawned' ? 'cell-spawned' : line.message === 'worker.cell.reused' ? 'cell-reused' : 'cell-exit';
+      return { kind, sid, at, seq };
+    }
+    case 'worker.mcp.bridge.up': {
+      const m = /^https?:\/\/(?:127\.0\.0\.1|localhost|\[::1\]):(\d{1,5})\/?$/.exec(fields.mcp_url ?? '');
+      const port = m ? Number(m[1]) : NaN;
+      return port >= 1 && port <= 65535 ? { kind: 'bridge-up', port, at, seq } : null;
+    }
+    case 'worker.connecting':
+      return { kind: 'connecting', at, seq };
+    default:
+      if (line.message.startsWith('serve_worker:') && line.message.includes('reconnecting')) {
+        return { kind: 'reconnecting', at, seq };
+      }
+      return null;
+  }
+}

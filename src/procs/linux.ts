@@ -1,0 +1,87 @@
+import { readFile, readdir, stat } from 'node:fs/promises';
+import type { ProcessInfo, ProcessReader, ProcessSnapshot } from './types.js';
+
+// USER_HZ is 100 on every Linux ABI Node runs on.
+const TICK_MS = 10;
+const PAGE_BYTES = 4096;
+
+/** Reads /proc directly: exact argv (NUL-separated) and a tick-precise start time. */
+export class LinuxProcessReader implements ProcessReader {
+  readonly startPrecisionMs = TICK_MS * 3;
+  private bootMs = 0;
+
+  constructor(private readonly procRoot = '/proc') {}
+
+  async snapshot(): Promise<ProcessSnapshot> {
+    await this.refreshBootTime();
+    const names = await readdir(this.procRoot);
+    const pids = names.filter((n) => /^\d+$/.test(n)).map(Number);
+    const found = await Promise.all(pids.map((pid) => this.readWithBoot(pid)));
+    return {
+      processes: found.filter((p): p is ProcessInfo => p !== null),
+      takenAt: Date.now(),
+      startPrecisionMs: this.startPrecisionMs,
+    };
+  }
+
+  async read(pid: number): Promise<ProcessInfo | null> {
+    if (this.bootMs === 0) await this.refreshBootTime();
+    return this.readWithBoot(pid);
+  }
+
+  async children(pid: number): Promise<number[]> {
+    // /proc/<pid>/task/<tid>/children lists each thread's children (CONFIG_PROC_CHILDREN).
+    try {
+      const tids = await readdir(`${this.procRoot}/${pid}/task`);
+      const lists = await Promise.all(
+        tids.map((tid) => readFile(`${this.procRoot}/${pid}/task/${tid}/children`, 'utf8').catch(() => '')),
+      );
+      return lists.join(' ').split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  }
+
+  private async refreshBootTime(): Promise<void> {
+    const uptime = await readFile(`${this.procRoot}/uptime`, 'utf8');
+    this.bootMs = Date.now() - Number(uptime.split(' ')[0]) * 1000;
+  }
+
+  private async readWithBoot(pid: number): Promise<ProcessInfo | null> {
+    try {
+      const [statText, cmdline, st] = await Promise.all([
+        readFile(`${this.procRoot}/${pid}/stat`, 'utf8'),
+        readFile(`${this.procRoot}/${pid}/cmdline`),
+        stat(`${this.procRoot}/${pid}`),
+      ]);
+      return parseStat(pid, statText, cmdline, st.uid, this.bootMs);
+    } catch {
+      return null; // gone between readdir and read, or not ours to see
+    }
+  }
+}
+
+/** /proc/<pid>/stat: `pid (comm) state ppid …`; comm may hold spaces and parens, so split at the last ')'. */
+export function parseStat(pid: number, statText: string, cmdline: Buffer, uid: number, bootMs: number): ProcessInfo | null {
+  const close = statText.lastIndexOf(')');
+  if (close < 0) return null;
+  const name = statText.slice(statText.indexOf('(') + 1, close);
+  const rest = statText.slice(close + 2).split(' ');
+  // Fields after comm, 0-based: state=0, ppid=1, starttime=19, rss=21.
+  const state = rest[0] ?? '?';
+  const ppid = Number(rest[1]);
+  const startTicks = rest[19] ?? '0';
+  const rssPages = Number(rest[21] ?? 0);
+  const argv = cmdline.length ? cmdline.toString('utf8').replace(/\0$/, '').split('\0') : [];
+  return {
+    pid,
+    ppid,
+    uid,
+    name,
+    argv,
+    startKey: startTicks,
+    startedAt: bootMs + Number(startTicks) * TICK_MS,
+    rssBytes: rssPages * PAGE_BYTES,
+    zombie: state === 'Z' || state === 'X',
+  };
+}
