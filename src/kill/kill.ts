@@ -61,11 +61,14 @@ export async function killTree(target: ProcessInfo, descendants: readonly Proces
   if (!sameArgv(first, target)) return { ...result, outcome: 'skipped', error: `pid ${target.pid} changed its argv since the snapshot` };
 
   result.signalledAt = Date.now();
+  let sentAny = false;
   for (const m of members.values()) {
     const r = await signal(m, 'SIGTERM');
+    sentAny ||= r === 'sent';
     if (m.pid === target.pid) {
-      if (r === 'sent') result.signal = 'SIGTERM';
-      if (r === 'gone') return { ...result, outcome: 'gone' };
+      if (r === 'sent' || (r === 'gone' && sentAny)) result.signal = 'SIGTERM';
+      // Gone after its children got SIGTERM is our kill (a shell exits when its wait ends).
+      if (r === 'gone' && !sentAny) return { ...result, outcome: 'gone' };
       if (r === 'eperm' || r === 'error') return { ...result, outcome: 'failed', error: failure };
       if (r === 'changed') return { ...result, outcome: 'skipped', error: `pid ${target.pid} changed its argv before SIGTERM` };
     }

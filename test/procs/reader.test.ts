@@ -1,0 +1,63 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { LinuxProcessReader } from '../../src/procs/linux.js';
+import { PsProcessReader } from '../../src/procs/ps.js';
+import { cleanupRun, newRunToken, RUN_ENV, waitFor, isAlive } from '../support/sim.js';
+
+const token = newRunToken();
+after(() => cleanupRun(token));
+
+/** A shell with one sleeping child, argv holding a space so argv splitting is exercised. */
+async function shellWithChild() {
+  const before = Date.now();
+  const sh = spawn('/bin/sh', ['-c', 'sleep 30 & wait', token, 'an arg', 'x'], { env: { ...process.env, [RUN_ENV]: token }, stdio: 'ignore' });
+  const pid = sh.pid!;
+  const linux = new LinuxProcessReader();
+  await waitFor(async () => (await linux.children(pid)).length === 1);
+  return { pid, before, sh };
+}
+
+test('Linux /proc reader: exact argv, ppid, uid, start time, rss, children', async () => {
+  const { pid, before } = await shellWithChild();
+  const reader = new LinuxProcessReader();
+  const snap = await reader.snapshot();
+  const me = snap.processes.find((p) => p.pid === pid);
+  assert.ok(me, 'spawned shell is in the snapshot');
+  assert.deepEqual(me.argv, ['/bin/sh', '-c', 'sleep 30 & wait', token, 'an arg', 'x']);
+  assert.equal(me.ppid, process.pid);
+  assert.equal(me.uid, process.getuid!());
+  assert.ok(Math.abs(me.startedAt - before) < 1000, `start ${me.startedAt} near spawn ${before}`);
+  assert.ok(me.rssBytes > 0);
+  assert.equal(me.zombie, false);
+  const [child] = await reader.children(pid);
+  assert.ok(child);
+  const c = snap.processes.find((p) => p.pid === child);
+  assert.deepEqual(c?.argv, ['sleep', '30']);
+  const again = await reader.read(pid);
+  assert.equal(again?.startKey, me.startKey, 'start key is stable between reads');
+  process.kill(child, 'SIGKILL');
+  process.kill(pid, 'SIGKILL');
+  await waitFor(() => !isAlive(pid));
+  const gone = await reader.read(pid);
+  assert.ok(gone === null || gone.zombie);
+});
+
+test('ps reader (the macOS path, run for real) agrees with /proc on pid, ppid, uid and start', async () => {
+  const { pid } = await shellWithChild();
+  const ps = new PsProcessReader();
+  const viaPs = await ps.read(pid);
+  const viaProc = await new LinuxProcessReader().read(pid);
+  assert.ok(viaPs && viaProc);
+  assert.equal(viaPs.ppid, viaProc.ppid);
+  assert.equal(viaPs.uid, viaProc.uid);
+  assert.ok(Math.abs(viaPs.startedAt - viaProc.startedAt) <= 1500, `${viaPs.startedAt} vs ${viaProc.startedAt}`);
+  // ps joins argv with spaces; tokens without spaces survive the split.
+  assert.deepEqual(viaPs.argv.slice(0, 2), ['/bin/sh', '-c']);
+  assert.ok(viaPs.argv.includes(token));
+  assert.equal((await ps.read(pid))?.startKey, viaPs.startKey);
+  const snap = await ps.snapshot();
+  assert.ok(snap.processes.some((p) => p.pid === pid));
+  assert.ok(snap.processes.length > 3);
+  assert.equal(await ps.read(2 ** 22 + 17), null, 'a pid that does not exist reads as null');
+});
