@@ -34,7 +34,9 @@ test('a tree dies on SIGTERM, leaves first, within the grace', async () => {
   const r = await killTree(target, desc, { reader, graceMs: 2000, send: (p, s) => { order.push(p); process.kill(p, s); } });
   assert.equal(r.outcome, 'killed');
   assert.equal(r.signal, 'SIGTERM');
-  assert.equal(order.at(-1), pid, 'the orphan itself is signalled last');
+  // The shell may exit on its own once its children die, before its own SIGTERM is due.
+  assert.deepEqual(order.slice(0, 2).sort(), desc.map((d) => d.pid).sort(), 'descendants are signalled first');
+  assert.ok([-1, order.length - 1].includes(order.indexOf(pid)), 'the orphan itself comes last, if at all');
   for (const p of [pid, ...desc.map((d) => d.pid)]) assert.equal(isAlive(p), false, `pid ${p} dead`);
 });
 
