@@ -104,8 +104,9 @@ function parseJsonLine(line: string): LogLine | null {
   return { at, level: level as LogLine['level'], message: inline.message, fields: { ...inline.fields, ...fields } };
 }
 
-// A sid is what hum puts in a URL path segment: no whitespace, no control characters.
-const SID = /^[^\s\x00-\x1f\x7f]{1,256}$/;
+// A sid is what hum puts in a URL path segment: no whitespace, no control characters, and
+// no U+FFFD (what invalid UTF-8 decodes to: such a sid was never in the line).
+const SID = /^[^\s\x00-\x1f\x7f\ufffd]{1,256}$/;
 const sidOf = (v: string | undefined): string | null => (v !== undefined && SID.test(v) ? v : null);
 
 /** Map a parsed line to the lifecycle event it announces, or null if it announces none. */
