@@ -16,7 +16,15 @@ async function start(argv: string[], kids = 0) {
   const child = spawn(argv[0]!, argv.slice(1), { env, stdio: 'ignore' });
   const pid = child.pid!;
   child.on('error', () => undefined);
-  assert.ok(await waitFor(async () => liveDescendants(pid).length >= kids && (await reader.read(pid))?.argv.length === argv.length, 5000));
+  // Wait until the process and its children have exec'd: a fork still running the
+  // parent's image changes argv a moment later, and the kill path rightly skips such a pid.
+  const settled = async () => {
+    const me = await reader.read(pid);
+    if (me?.argv.join('\0') !== argv.join('\0')) return false;
+    const kidsNow = await Promise.all(liveDescendants(pid).map((d) => reader.read(d)));
+    return kidsNow.length >= kids && kidsNow.every((k) => k?.argv[0] === 'sleep');
+  };
+  assert.ok(await waitFor(settled, 5000));
   const snap = await reader.snapshot();
   const byPid = new Map(snap.processes.map((p) => [p.pid, p]));
   const target = byPid.get(pid)!;
