@@ -21,7 +21,8 @@ const cell = (pid: number, sid: string, startedAt: number, extra: Partial<Proces
   proc({ pid, ppid: 100, argv: childArgv(sid), startedAt, startKey: String(startedAt), ...extra });
 
 let seq = 0;
-const ev = (e: Omit<WorkerEvent, 'seq'>) => ({ ...e, seq: seq++ }) as WorkerEvent;
+type Unsequenced = WorkerEvent extends infer E ? (E extends unknown ? Omit<E, 'seq'> : never) : never;
+const ev = (e: Unsequenced) => ({ ...e, seq: seq++ }) as WorkerEvent;
 
 function run(processes: ProcessInfo[], events: WorkerEvent[], over: Partial<DecideInput> = {}) {
   return decide({
