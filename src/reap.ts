@@ -32,6 +32,8 @@ export interface ReapOptions {
   /** Events already known (the daemon's); when absent the log is read for this pass. */
   events?: { events: readonly WorkerEvent[]; complete: boolean };
   onKill?: (c: Candidate) => void;
+  /** Pids whose kill is already under way elsewhere (the daemon's hot path). */
+  exclude?: ReadonlySet<number>;
 }
 
 /** One pass: snapshot → log evidence → pure decision → kill (unless dry run or the valve tripped). */
@@ -64,7 +66,7 @@ export async function reapOnce(opts: ReapOptions): Promise<ReapReport> {
   });
 
   const act = !dryRun && !decision.valveTripped;
-  const candidates: Candidate[] = decision.orphans.map((verdict) => ({
+  const candidates: Candidate[] = decision.orphans.filter((v) => !opts.exclude?.has(v.process.pid)).map((verdict) => ({
     verdict,
     action: dryRun ? 'would-kill' : act ? 'killed' : 'skipped',
   }));

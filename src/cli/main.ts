@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { ReaperError } from '../errors.js';
 import { parseCommandArgs, type CommonArgs } from './args.js';
 import { reapCommand, type CommandIO } from './reap.js';
+import { runCommand } from './run.js';
+import { installCommand, serviceOptions, uninstallCommand } from './service.js';
 
 interface Command {
   summary: string;
@@ -16,12 +18,10 @@ interface Command {
 const commands: Record<string, Command> = {
   ps: { summary: 'list the worker children with their verdict (kills nothing)', run: (a, io) => reapCommand('ps', a, io) },
   reap: { summary: 'kill every orphan and its descendants (--dry-run: only say which)', run: (a, io) => reapCommand('reap', a, io) },
+  run: { summary: 'the sidecar: follow the worker log, kill each evicted cell at once, sweep every --sweep-interval', run: runCommand },
+  install: { summary: 'run the reaper as a launchd agent / systemd user unit (--launchd, --systemd, --print, --force)', options: serviceOptions, run: installCommand },
+  uninstall: { summary: 'stop the agent/unit and remove it (--launchd, --systemd, --print)', options: serviceOptions, run: uninstallCommand },
 };
-
-/** Commands added by other modules register here (run, install, doctor, status …). */
-export function registerCommand(name: string, command: Command): void {
-  commands[name] = command;
-}
 
 const version = (): string => {
   const pkg = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json');
@@ -47,6 +47,7 @@ Options (all commands):
   --grace MS            SIGTERM → SIGKILL wait (default 3000)
   --min-age MS          never touch processes younger than this (default 2000)
   --force               kill even when the orphan count trips the safety valve
+  --sweep-interval MS   run: full process-table sweep every MS (default 30000)
   -h, --help            this help
   -V, --version         the version
 

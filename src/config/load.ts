@@ -47,7 +47,7 @@ const envKeys: Record<string, { key: string; kind: 'int' | 'bool' | 'string' }> 
   HUM_REAPER_DRY_RUN: { key: 'dryRun', kind: 'bool' },
   HUM_REAPER_SID_PREFIX: { key: 'signature.sidPrefix', kind: 'string' },
 };
-const envIgnored = new Set(['HUM_REAPER_CONFIG', 'HUM_REAPER_TEST_RUN']);
+const envIgnored = new Set(['HUM_REAPER_CONFIG', 'HUM_REAPER_TEST_RUN', 'HUM_REAPER_LOG_LEVEL']);
 
 export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const env = opts.env ?? process.env;

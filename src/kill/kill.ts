@@ -24,6 +24,9 @@ export interface KillOptions {
   /** Injected so tests can watch signals; process.kill in production. */
   send?: (pid: number, signal: Sig) => void;
   pollMs?: number;
+  /** Called once the SIGTERM wave is out, before the grace wait (the daemon's hot path
+   *  moves on then; the rest of the kill finishes in the background). */
+  onTermSent?: () => void;
 }
 
 type SendResult = 'sent' | 'gone' | 'changed' | 'eperm' | 'error';
@@ -73,6 +76,8 @@ export async function killTree(target: ProcessInfo, descendants: readonly Proces
       if (r === 'changed') return { ...result, outcome: 'skipped', error: `pid ${target.pid} changed its argv before SIGTERM` };
     }
   }
+
+  opts.onTermSent?.();
 
   const alive = async (): Promise<ProcessInfo[]> => {
     const states = await Promise.all([...members.values()].map(async (m) => ({ m, now: await reader.read(m.pid) })));

@@ -1,3 +1,4 @@
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import type { ProcessInfo, ProcessReader, ProcessSnapshot } from './types.js';
 
@@ -24,19 +25,33 @@ export class LinuxProcessReader implements ProcessReader {
     };
   }
 
+  // One pid: synchronous reads. /proc answers from kernel memory in microseconds, and the
+  // hot path must not queue behind other work in libuv's four-thread pool.
   async read(pid: number): Promise<ProcessInfo | null> {
     if (this.bootMs === 0) await this.refreshBootTime();
-    return this.readWithBoot(pid);
+    try {
+      const statText = readFileSync(`${this.procRoot}/${pid}/stat`, 'utf8');
+      const cmdline = readFileSync(`${this.procRoot}/${pid}/cmdline`);
+      return parseStat(pid, statText, cmdline, statSync(`${this.procRoot}/${pid}`).uid, this.bootMs);
+    } catch {
+      return null;
+    }
   }
 
   async children(pid: number): Promise<number[]> {
     // /proc/<pid>/task/<tid>/children lists each thread's children (CONFIG_PROC_CHILDREN).
     try {
-      const tids = await readdir(`${this.procRoot}/${pid}/task`);
-      const lists = await Promise.all(
-        tids.map((tid) => readFile(`${this.procRoot}/${pid}/task/${tid}/children`, 'utf8').catch(() => '')),
-      );
-      return lists.join(' ').split(/\s+/).filter(Boolean).map(Number);
+      const out: number[] = [];
+      for (const tid of readdirSync(`${this.procRoot}/${pid}/task`)) {
+        let text = '';
+        try {
+          text = readFileSync(`${this.procRoot}/${pid}/task/${tid}/children`, 'utf8');
+        } catch {
+          continue;
+        }
+        for (const c of text.split(' ')) if (c) out.push(Number(c));
+      }
+      return out;
     } catch {
       return [];
     }

@@ -74,6 +74,21 @@ export async function readFileSince(path: string, sinceMs: number): Promise<LogR
   return { events, complete: true, origin: path, warnings: [], bytes, counts: { ...collector.counts, ...splitter.counts } };
 }
 
+/** Where in the file at `path` the lines logged since `sinceMs` begin (0 if unreadable). */
+export async function startOffsetSince(path: string, sinceMs: number): Promise<number> {
+  try {
+    const fh = await open(path, 'r');
+    try {
+      const st = await fh.stat();
+      return st.isFile() ? await findStartOffset(fh, st.size, sinceMs - ORDER_SLACK_MS) : 0;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * Walk back from the end a chunk at a time until a line older than the cutoff: only the
  * tail is read, however large the file (a 1 GB log costs one chunk per MB of recent log).

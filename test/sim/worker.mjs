@@ -28,6 +28,7 @@
 //        new empty table; old children keep running -> {"ok":true,"oldPort","port","orphaned"}
 //   {"cmd":"state"}  -> {"ok":true,"port","conn","version","table","cells":[{"sid","pid"}],
 //        "children":[every pid ever spawned],"live":[pids not seen exiting]}
+//   {"cmd":"reopen"} close the --log file and open the path again (after a rename rotation).
 //   {"cmd":"quit"}   a crash: exit at once, children keep running and get reparented.
 // Any child that exits (including an orphan a reaper kills) logs TRACE worker.cell.exit
 // (exit_code=1 when killed by a signal) and removes its sid from its connection's table:
@@ -137,7 +138,7 @@ const minLevel = (() => {
   return LEVELS[v] ? LEVELS[v][0] : 0;
 })();
 const color = !('NO_COLOR' in process.env) || process.env.NO_COLOR === '';
-const logFd = opts.log ? fs.openSync(opts.log, 'a') : null; // O_APPEND, like launchd's StandardOutPath
+let logFd = opts.log ? fs.openSync(opts.log, 'a') : null; // O_APPEND, like launchd's StandardOutPath
 
 const t0ns = process.hrtime.bigint();
 const t0us = BigInt(Date.now()) * 1000n;
@@ -365,6 +366,14 @@ function needMode(c) {
 }
 
 const commands = {
+  // What a writer does after logrotate's postrotate signal: close the log, open the path anew.
+  reopen() {
+    if (logFd === null) return { reopened: false };
+    fs.closeSync(logFd);
+    logFd = fs.openSync(opts.log, 'a');
+    return { reopened: true };
+  },
+
   async prompt(c) {
     const sid = needSid(c);
     const mode = needMode(c);

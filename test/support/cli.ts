@@ -34,3 +34,79 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tok
 export function scopedEnv(token: string, extra: Record<string, string> = {}): Record<string, string> {
   return { HUM_REAPER_SID_PREFIX: `${token}-`, HUM_REAPER_MIN_AGE_MS: '0', HUM_REAPER_GRACE_MS: '1000', ...extra };
 }
+
+export interface DaemonEvent {
+  event?: string;
+  [k: string]: unknown;
+}
+
+export interface RunningDaemon {
+  pid: number;
+  events: DaemonEvent[];
+  stderr: () => string;
+  /** Resolves with the first event (past or future) that matches. */
+  waitForEvent: (pred: (e: DaemonEvent) => boolean, timeoutMs?: number) => Promise<DaemonEvent>;
+  /** SIGTERM and wait for the exit code. */
+  stop: () => Promise<number | null>;
+  /** SIGKILL (a crash) and wait until it is gone. */
+  crash: () => Promise<void>;
+  exited: Promise<number | null>;
+}
+
+/** Start `hum-reaper run` as its own process; its pino JSON lines are collected. */
+export function startDaemon(args: string[], opts: { env?: Record<string, string>; token: string }): RunningDaemon {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, [RUN_ENV]: opts.token };
+  delete env.NODE_TEST_CONTEXT;
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN_TS, 'run', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const events: DaemonEvent[] = [];
+  const waiters: { pred: (e: DaemonEvent) => boolean; resolve: (e: DaemonEvent) => void }[] = [];
+  let buf = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        const e = JSON.parse(line) as DaemonEvent;
+        events.push(e);
+        for (const w of [...waiters]) {
+          if (w.pred(e)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(e);
+          }
+        }
+      } catch {
+        stderr += `[stdout, not JSON] ${line}\n`;
+      }
+    }
+  });
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const waitForEvent = (pred: (e: DaemonEvent) => boolean, timeoutMs = 10_000) =>
+    new Promise<DaemonEvent>((resolve, reject) => {
+      const seen = events.find(pred);
+      if (seen) return resolve(seen);
+      const timer = setTimeout(() => reject(new Error(`no matching daemon event within ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}; last events: ${JSON.stringify(events.slice(-5))}`)), timeoutMs);
+      waiters.push({ pred, resolve: (e) => { clearTimeout(timer); resolve(e); } });
+    });
+  return {
+    pid: child.pid!,
+    events,
+    stderr: () => stderr,
+    waitForEvent,
+    exited,
+    stop: async () => {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+    crash: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,93 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
+import { LineSplitter } from './lines.js';
+
+export type CommandNotice = { event: 'source.started' | 'source.exited' | 'source.error'; argv: string[]; [k: string]: unknown };
+
+export interface CommandTailOptions {
+  argv: string[];
+  /** journalctl only: resume after this cursor and keep it current (`--cursor-file`). */
+  cursorFile?: string;
+  /** journalctl only, when there is no cursor yet: start from this time (epoch ms). */
+  sinceMs?: number;
+  onBatch: (lines: string[]) => Promise<void>;
+  onNotice?: (n: CommandNotice) => void;
+  maxBackoffMs?: number;
+}
+
+/**
+ * Follows a command's stdout (the journal on Linux), line by line, restarting it with
+ * backoff when it exits. Batches are handed over one at a time: stdout is paused meanwhile.
+ */
+export class CommandTail {
+  private child: ChildProcess | null = null;
+  private stopped = false;
+  private backoffMs = 500;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  readonly splitter = new LineSplitter();
+
+  constructor(private readonly opts: CommandTailOptions) {}
+
+  start(): void {
+    this.launch();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('close', r));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+    }
+    await this.chain;
+  }
+
+  private argv(): string[] {
+    const argv = [...this.opts.argv];
+    if (basename(argv[0] ?? '') === 'journalctl') {
+      if (this.opts.cursorFile) argv.push(`--cursor-file=${this.opts.cursorFile}`);
+      // journalctl takes a cursor or a start time, not both; the cursor wins once it exists.
+      const resuming = this.opts.cursorFile !== undefined && existsSync(this.opts.cursorFile);
+      if (this.opts.sinceMs !== undefined && !resuming) argv.push(`--since=@${Math.floor(this.opts.sinceMs / 1000)}`);
+    }
+    return argv;
+  }
+
+  private launch(): void {
+    if (this.stopped) return;
+    const argv = this.argv();
+    const started = Date.now();
+    this.splitter.reset();
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    let stderr = '';
+    this.opts.onNotice?.({ event: 'source.started', argv });
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const lines: string[] = [];
+      this.splitter.push(chunk, (line) => lines.push(line));
+      if (lines.length === 0) return;
+      child.stdout!.pause();
+      this.chain = this.chain
+        .then(() => this.opts.onBatch(lines))
+        .catch((err: unknown) => this.opts.onNotice?.({ event: 'source.error', argv, error: String(err) }))
+        .finally(() => child.stdout!.resume());
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      if (stderr.length < 2000) stderr += d.toString();
+    });
+    child.on('error', (err) => this.opts.onNotice?.({ event: 'source.error', argv, error: String(err) }));
+    child.on('close', (code, signal) => {
+      this.child = null;
+      if (this.stopped) return;
+      // A command that ran a while before exiting starts over at the short backoff.
+      if (Date.now() - started > 60_000) this.backoffMs = 500;
+      this.opts.onNotice?.({ event: 'source.exited', argv, code, signal, stderr: stderr.trim().slice(0, 500), retryMs: this.backoffMs });
+      this.restartTimer = setTimeout(() => this.launch(), this.backoffMs);
+      this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs ?? 30_000);
+    });
+  }
+}
