@@ -25,8 +25,9 @@ export class LogWriter {
     this.fd = openSync(path, 'a');
   }
 
-  write(bytes: string | Buffer): void {
-    writeSync(this.fd, bytes);
+  write(text: string | Buffer): void {
+    const bytes = typeof text === 'string' ? Buffer.from(text) : text;
+    for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done);
   }
 
   /** Each line followed by a newline, in one write. */
