@@ -65,13 +65,8 @@ export function decide(input: DecideInput): Decision {
     logEvents.filter((e): e is Extract<WorkerEvent, { kind: 'evicted' | 'idle-killed' }> => e.kind === 'evicted' || e.kind === 'idle-killed'),
     (e) => e.sid,
   );
-  const lastBridge = logEvents.filter(isKind('bridge-up')).reduce<Extract<WorkerEvent, { kind: 'bridge-up' }> | null>(
-    (a, e) => (a === null || e.seq > a.seq ? e : a),
-    null,
-  );
-  if (lastBridge && workers.length > 1) {
-    notes.push(`${workers.length} workers are running; the log's bridge port cannot be tied to one of them, so stale-connection is not applied`);
-  }
+  const bridges = logEvents.filter(isKind('bridge-up'));
+  const lastBridge = bridges.reduce<(typeof bridges)[number] | null>((a, e) => (a === null || e.seq > a.seq ? e : a), null);
 
   /** The log line that announced this pid's spawn, if the log has it and it is this process's. */
   const spawnLineOf = (p: ProcessInfo) =>
@@ -116,9 +111,12 @@ export function decide(input: DecideInput): Decision {
     );
     if (newer) return orphan('superseded', { at: newer.process.startedAt, detail: `pid ${newer.process.pid} is a newer cell for sid ${cell.sid}` });
 
+    // The log is one worker's; a child belongs to it only if this log announced the child's
+    // port during its parent's life (another worker's children never match).
+    const announced = lastBridge !== null && bridges.some((b) => b.port === cell.bridgePort && b.seq < lastBridge.seq && b.at + precision >= parent.startedAt);
     if (
       lastBridge &&
-      workers.length === 1 &&
+      announced &&
       cell.bridgePort !== lastBridge.port &&
       parent.startedAt + precision < lastBridge.at &&
       startedBefore(p, lastBridge.at, lastBridge.seq)

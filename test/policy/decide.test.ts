@@ -97,12 +97,16 @@ test('stale-connection: an old port from before the latest bridge-up', () => {
   assert.equal(verdictOf(d, 202), 'live');
 });
 
-test('stale-connection is not applied when two workers run or the log was not read whole', () => {
-  const events = [ev({ kind: 'bridge-up', port: 40001, at: T0 + 1100 })];
-  const worker2 = proc({ pid: 101, name: 'claude-cli-work', argv: ['claude-cli-worker'], startedAt: T0 - 1000 });
-  const two = run([worker2, cell(201, 'sid-a', T0)], events);
-  assert.equal(verdictOf(two, 201), 'live');
-  assert.ok(two.notes.some((n) => n.includes('2 workers')));
+test('stale-connection judges only children whose port this log announced; not when the log was not read whole', () => {
+  const events = [ev({ kind: 'bridge-up', port: 40000, at: T0 - 10_000 }), ev({ kind: 'bridge-up', port: 40001, at: T0 + 1100 })];
+  const worker2 = proc({ pid: 101, name: 'claude-cli-work', argv: ['claude-cli-worker'], startedAt: T0 - 100_000 });
+  const otherWorkersChild = proc({ pid: 202, ppid: 101, argv: childArgv('sid-b', 41000), startedAt: T0 });
+  const two = run([worker2, cell(201, 'sid-a', T0), otherWorkersChild], events);
+  assert.equal(verdictOf(two, 201), 'orphan:stale-connection');
+  assert.equal(verdictOf(two, 202), 'live', "a port this log never announced belongs to another worker");
+  // Announced before this parent worker started: a port reused by a later worker run.
+  const restarted = run([proc({ ...worker, startedAt: T0 - 1000 }), cell(201, 'sid-a', T0)], events);
+  assert.equal(verdictOf(restarted, 201), 'live');
   const partial = run([cell(201, 'sid-a', T0)], [...events, ev({ kind: 'evicted', sid: 'sid-a', at: T0 + 5000 })], { logComplete: false });
   assert.equal(verdictOf(partial, 201), 'live');
 });

@@ -1,0 +1,176 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, renameSync, copyFileSync, truncateSync, unlinkSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cleanupRun, descendants, isAlive, newRunToken, spawnDecoys, startSimWorker, waitFor, type SimWorker } from '../support/sim.js';
+import { runCli, scopedEnv, startDaemon, type RunningDaemon } from '../support/cli.js';
+
+const tokens: string[] = [];
+const workers: SimWorker[] = [];
+const daemons: RunningDaemon[] = [];
+after(async () => {
+  for (const d of daemons) await d.crash().catch(() => undefined);
+  for (const w of workers) await w.stop();
+  for (const t of tokens) await cleanupRun(t);
+});
+
+async function setup(opts: { table?: number } = {}) {
+  const t = newRunToken();
+  tokens.push(t);
+  const w = await startSimWorker({ token: t, table: opts.table ?? 8 });
+  workers.push(w);
+  const stateDir = mkdtempSync(join(tmpdir(), 'hum-reaper-state-'));
+  return { t, w, stateDir };
+}
+
+function daemon(t: string, w: SimWorker, stateDir: string, extra: string[] = []) {
+  const d = startDaemon(['--log', w.logPath, '--state-dir', stateDir, '--sweep-interval', '1000', ...extra], { env: scopedEnv(t, { HUM_REAPER_GRACE_MS: '500' }), token: t });
+  daemons.push(d);
+  return d;
+}
+
+const killsOf = (d: RunningDaemon) => d.events.filter((e) => e.event === 'reaper.kill');
+function assertNoDoubleKills(d: RunningDaemon) {
+  const pids = killsOf(d).map((e) => e.pid as number);
+  assert.equal(new Set(pids).size, pids.length, `a pid was killed twice: ${pids.join(' ')}`);
+}
+
+test('live incident, 30 sids over several rounds: every dropped cell dies within a second, nothing else dies', async () => {
+  const { t, w, stateDir } = await setup();
+  const d = daemon(t, w, stateDir);
+  await d.waitForEvent((e) => e.event === 'reaper.sweep');
+  const sid = (i: number) => `${t}-bee-${i}`;
+  const condemned = new Set<number>();
+  const dropped: { pid: number; kids: number[] }[] = [];
+  const drop = (pid: number) => {
+    condemned.add(pid);
+    dropped.push({ pid, kids: descendants(pid) });
+  };
+  const decoys = await spawnDecoys(t, { port: w.initialPort });
+
+  for (let round = 0; round < 3; round++) {
+    dropped.length = 0;
+    for (let i = 1; i <= 30; i++) {
+      const r = await w.prompt(sid(i), i % 6 === 0 ? 'children' : i % 11 === 0 ? 'ignore-term' : 'hang');
+      if (r.evicted) drop(r.evicted.pid);
+    }
+    const cells = (await w.state()).cells;
+    const idle = await w.idle(cells[0]!.sid);
+    drop(idle.pid);
+    for (const { pid, kids } of dropped) {
+      assert.ok(await waitFor(() => !isAlive(pid), 1000 + (pid % 11 === 0 ? 600 : 0)), `dropped cell ${pid} dies within a second`);
+      for (const k of kids) assert.ok(await waitFor(() => !isAlive(k), 1000), `child ${k} of ${pid} dies`);
+    }
+    // Everything the worker still holds is alive (including fresh respawns of evicted sids).
+    for (const c of (await w.state()).cells) assert.ok(isAlive(c.pid), `live cell ${c.sid} (${c.pid}) survives`);
+  }
+
+  // A reconnect orphans the whole table with no eviction line: the sweep reaps it.
+  const rc = await w.reconnect();
+  for (const c of rc.orphaned) condemned.add(c.pid);
+  const fresh = await w.prompt(sid(99));
+  for (const c of rc.orphaned) assert.ok(await waitFor(() => !isAlive(c.pid), 3500), `stale-connection child ${c.pid} reaped by a sweep`);
+  // A racing prompt orphans one child silently: superseded, also for the sweep.
+  const race = await w.race(sid(98));
+  condemned.add(race.orphanedPid);
+  assert.ok(await waitFor(() => !isAlive(race.orphanedPid), 3500), 'superseded child reaped by a sweep');
+
+  assert.ok(isAlive(fresh.pid) && isAlive(race.pid), 'cells of the new connection survive');
+  for (const p of decoys.pids) assert.ok(isAlive(p), `decoy ${p} survives`);
+  assert.ok(w.alive(), 'the worker survives');
+  await d.waitForEvent((e) => e.event === 'reaper.sweep' && (e.orphans as number) === 0, 5000);
+  const wrong = killsOf(d).filter((e) => !condemned.has(e.pid as number));
+  assert.deepEqual(wrong, [], 'no wrong kills');
+  assertNoDoubleKills(d);
+  const sigkilled = killsOf(d).filter((e) => e.signal === 'SIGKILL');
+  assert.ok(sigkilled.length > 0, 'stand-ins that ignore SIGTERM were SIGKILLed after the grace');
+  assert.ok(killsOf(d).filter((e) => e.reason === 'evicted').every((e) => typeof e.latencyMs === 'number'));
+  assert.equal(await d.stop(), 0, 'SIGTERM: clean exit 0');
+});
+
+/** Prompt fresh sids until `n` evictions happened; returns the evicted pids. */
+async function evict(w: SimWorker, t: string, tag: string, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; out.length < n; i++) {
+    const r = await w.prompt(`${t}-${tag}-${i}`);
+    if (r.evicted) out.push(r.evicted.pid);
+  }
+  return out;
+}
+
+const rotations: [string, (w: SimWorker) => Promise<void>][] = [
+  ['rename-and-create', async (w) => {
+    renameSync(w.logPath, `${w.logPath}.1`);
+    await w.send({ cmd: 'reopen' });
+  }],
+  ['copy-and-truncate', async (w) => {
+    copyFileSync(w.logPath, `${w.logPath}.1`);
+    truncateSync(w.logPath, 0);
+  }],
+  ['delete-and-recreate', async (w) => {
+    unlinkSync(w.logPath);
+    await w.send({ cmd: 'reopen' });
+  }],
+];
+
+for (const [name, rotate] of rotations) {
+  test(`rotation by ${name}: evictions just before and after are each applied once`, async () => {
+    const { t, w, stateDir } = await setup({ table: 2 });
+    const d = daemon(t, w, stateDir);
+    await d.waitForEvent((e) => e.event === 'reaper.sweep');
+    const before = await evict(w, t, 'pre', 4);
+    await rotate(w);
+    const afterRot = await evict(w, t, 'post', 4);
+    for (const pid of [...before, ...afterRot]) assert.ok(await waitFor(() => !isAlive(pid), 2500), `evicted ${pid} dies`);
+    // The kill is logged when it completes, a poll after the process is seen gone.
+    for (const pid of [...before, ...afterRot]) await d.waitForEvent((e) => e.event === 'reaper.kill' && e.pid === pid, 2000);
+    await d.waitForEvent((e) => e.event === 'reaper.sweep' && (e.orphans as number) === 0, 5000);
+    assertNoDoubleKills(d);
+    for (const c of (await w.state()).cells) assert.ok(isAlive(c.pid));
+    await d.stop();
+  });
+}
+
+test('kill -9 of the daemon, evictions while it is down, restart: all applied on catch-up', async () => {
+  const { t, w, stateDir } = await setup({ table: 2 });
+  const d1 = daemon(t, w, stateDir, ['--sweep-interval', '60000']);
+  await d1.waitForEvent((e) => e.event === 'reaper.sweep');
+  const early = await evict(w, t, 'a', 3);
+  for (const pid of early) assert.ok(await waitFor(() => !isAlive(pid), 1500));
+  await d1.crash();
+  const whileDown = await evict(w, t, 'b', 5);
+  const d2 = daemon(t, w, stateDir, ['--sweep-interval', '60000']);
+  await d2.waitForEvent((e) => e.event === 'reaper.sweep' && e.why === 'catch-up');
+  for (const pid of whileDown) assert.ok(await waitFor(() => !isAlive(pid), 1500), `evicted while down: ${pid} dies at catch-up`);
+  for (const pid of whileDown) await d2.waitForEvent((e) => e.event === 'reaper.kill' && e.pid === pid, 2000);
+  assert.deepEqual(killsOf(d2).map((e) => e.pid).sort(), [...whileDown].sort(), 'exactly the missed ones, none of the earlier ones again');
+  for (const c of (await w.state()).cells) assert.ok(isAlive(c.pid));
+  await d2.stop();
+});
+
+test('one daemon per state dir: the second exits 2', async () => {
+  const { t, w, stateDir } = await setup();
+  const d1 = daemon(t, w, stateDir);
+  await d1.waitForEvent((e) => e.event === 'reaper.sweep');
+  const d2 = daemon(t, w, stateDir);
+  assert.equal(await d2.exited, 2);
+  assert.match(d2.stderr(), /E_LOCKED|already running|lock/i);
+  await d1.stop();
+});
+
+test('unusable state: not a directory, or a ledger that is a symlink: exit 2 with the path named', async () => {
+  const { t, w } = await setup();
+  const file = join(mkdtempSync(join(tmpdir(), 'hum-reaper-x-')), 'plain-file');
+  writeFileSync(file, 'x');
+  const r1 = await runCli(['run', '--log', w.logPath, '--state-dir', join(file, 'state')], { env: scopedEnv(t), token: t, timeoutMs: 15_000 });
+  assert.equal(r1.code, 2);
+  assert.match(r1.stderr, /plain-file/);
+  const dir = mkdtempSync(join(tmpdir(), 'hum-reaper-state-'));
+  mkdirSync(join(dir, 'elsewhere'));
+  symlinkSync(join(dir, 'elsewhere', 'ledger.jsonl'), join(dir, 'ledger.jsonl'));
+  const r2 = await runCli(['run', '--log', w.logPath, '--state-dir', dir], { env: scopedEnv(t), token: t, timeoutMs: 15_000 });
+  assert.equal(r2.code, 2);
+  assert.match(r2.stderr, /ledger\.jsonl/);
+  assert.match(r2.stderr, /symbolic link/i);
+});
