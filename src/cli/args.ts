@@ -24,6 +24,7 @@ const common: Record<string, OptionSpec> = {
   grace: { type: 'string' },
   'min-age': { type: 'string' },
   'sweep-interval': { type: 'string' },
+  'metrics-port': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 };
@@ -46,6 +47,11 @@ export function parseCommandArgs(argv: string[], own: Record<string, OptionSpec>
   if (typeof v.grace === 'string') flags.graceMs = duration('--grace', v.grace);
   if (typeof v['min-age'] === 'string') flags.minAgeMs = duration('--min-age', v['min-age']);
   if (typeof v['sweep-interval'] === 'string') flags.sweepIntervalMs = duration('--sweep-interval', v['sweep-interval']);
+  if (typeof v['metrics-port'] === 'string') {
+    const port = Number(v['metrics-port']);
+    if (!/^\d+$/.test(v['metrics-port']) || port > 65535) throw usageError(`--metrics-port ${JSON.stringify(v['metrics-port'])}: expected a port number 0-65535`);
+    flags.metricsPort = port;
+  }
   const extra = Object.fromEntries(Object.entries(v).filter(([k]) => k in own));
   return { flags, json: v.json === true, help: v.help === true, version: v.version === true, extra, positionals: parsed.positionals };
 }

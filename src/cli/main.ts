@@ -6,6 +6,7 @@ import { ReaperError } from '../errors.js';
 import { parseCommandArgs, type CommonArgs } from './args.js';
 import { reapCommand, type CommandIO } from './reap.js';
 import { runCommand } from './run.js';
+import { statusCommand } from './status.js';
 import { installCommand, serviceOptions, uninstallCommand } from './service.js';
 
 interface Command {
@@ -19,6 +20,7 @@ const commands: Record<string, Command> = {
   ps: { summary: 'list the worker children with their verdict (kills nothing)', run: (a, io) => reapCommand('ps', a, io) },
   reap: { summary: 'kill every orphan and its descendants (--dry-run: only say which)', run: (a, io) => reapCommand('reap', a, io) },
   run: { summary: 'the sidecar: follow the worker log, kill each evicted cell at once, sweep every --sweep-interval', run: runCommand },
+  status: { summary: "what the daemon has done (from its state dir) and the orphans right now", run: statusCommand },
   install: { summary: 'run the reaper as a launchd agent / systemd user unit (--launchd, --systemd, --print, --force)', options: serviceOptions, run: installCommand },
   uninstall: { summary: 'stop the agent/unit and remove it (--launchd, --systemd, --print)', options: serviceOptions, run: uninstallCommand },
 };

@@ -16,6 +16,7 @@ export interface ConfigFlags {
   graceMs?: number;
   minAgeMs?: number;
   sweepIntervalMs?: number;
+  metricsPort?: number;
   dryRun?: boolean;
   force?: boolean;
 }
@@ -46,6 +47,7 @@ const envKeys: Record<string, { key: string; kind: 'int' | 'bool' | 'string' }> 
   HUM_REAPER_SWEEP_INTERVAL_MS: { key: 'sweepIntervalMs', kind: 'int' },
   HUM_REAPER_DRY_RUN: { key: 'dryRun', kind: 'bool' },
   HUM_REAPER_SID_PREFIX: { key: 'signature.sidPrefix', kind: 'string' },
+  HUM_REAPER_METRICS_PORT: { key: 'metricsPort', kind: 'int' },
 };
 const envIgnored = new Set(['HUM_REAPER_CONFIG', 'HUM_REAPER_TEST_RUN', 'HUM_REAPER_LOG_LEVEL']);
 
@@ -150,6 +152,7 @@ function fromFlags(flags: ConfigFlags): Json {
   if (flags.graceMs !== undefined) out.graceMs = flags.graceMs;
   if (flags.minAgeMs !== undefined) out.minAgeMs = flags.minAgeMs;
   if (flags.sweepIntervalMs !== undefined) out.sweepIntervalMs = flags.sweepIntervalMs;
+  if (flags.metricsPort !== undefined) out.metricsPort = flags.metricsPort;
   if (flags.dryRun !== undefined) out.dryRun = flags.dryRun;
   if (flags.force !== undefined) out.force = flags.force;
   return out;

@@ -42,6 +42,14 @@ export const ConfigSchema = z.strictObject({
   sweepIntervalMs: durationMs.min(1000),
   dryRun: z.boolean(),
   force: z.boolean(),
+  /** Serve /metrics on 127.0.0.1:<port> (0 = only the metrics.prom file). */
+  metricsPort: z.number().int().min(0).max(65535),
+  /** Commands (argv, no shell) run on kills and when the safety valve trips; null = none. */
+  notify: z.strictObject({
+    onKill: z.array(z.string().min(1)).min(1).nullable(),
+    onValve: z.array(z.string().min(1)).min(1).nullable(),
+    minIntervalMs: durationMs,
+  }),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

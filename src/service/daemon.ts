@@ -16,6 +16,9 @@ import { FileTail, type TailBatch } from '../sources/file-tail.js';
 import { startOffsetSince } from '../sources/read-log.js';
 import { ReaperError, errnoCode } from '../errors.js';
 import { acquireLock, type Lock } from './lock.js';
+import { LatencyHistogram, renderMetrics, serveMetrics, writeMetricsFile } from './metrics.js';
+import { Notifier } from './notify.js';
+import type { Server } from 'node:http';
 import type { Logger } from './logger.js';
 
 type Orphan = Extract<Verdict, { verdict: 'orphan' }>;
@@ -75,6 +78,10 @@ export class Daemon {
   private readonly inflight = new Set<number>();
   private readonly background = new Set<Promise<unknown>>();
   private lastCheckpointAt = 0;
+  private readonly latency = new LatencyHistogram();
+  private readonly notifier: Notifier;
+  private metricsServer: Server | null = null;
+  private metricsTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: DaemonOptions) {
     this.config = opts.config;
@@ -85,6 +92,12 @@ export class Daemon {
       startedAt: Date.now(), events: 0, evictionsSeen: 0, kills: {}, failures: 0, rssFreedBytes: 0,
       sweeps: 0, lastSweepAt: null, lastSweepMs: null, lastSweepOrphans: 0, lastEventAt: null, tailLagBytes: 0,
     };
+    this.notifier = new Notifier(this.config.notify, this.log);
+  }
+
+  /** The Prometheus text of what this daemon has done so far. */
+  metrics(): string {
+    return renderMetrics(this.stats, this.latency);
   }
 
   async start(): Promise<void> {
@@ -97,6 +110,10 @@ export class Daemon {
       onNotice: (event, fields) => this.log.warn({ event, ...fields }),
     });
     this.selfChain = await this.ancestry(this.self.pid);
+    if (config.metricsPort > 0) {
+      this.metricsServer = await serveMetrics(config.metricsPort, () => this.metrics());
+      this.log.info({ event: 'metrics.serving', url: `http://127.0.0.1:${config.metricsPort}/metrics` });
+    }
     this.log.info({ event: 'reaper.start', dryRun: config.dryRun, log: config.log, stateDir: config.stateDir, sweepIntervalMs: config.sweepIntervalMs, graceMs: config.graceMs });
 
     // Evidence only matters since the oldest worker child now alive started.
@@ -114,11 +131,15 @@ export class Daemon {
     if (this.stopping) return;
     this.stopping = true;
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    if (this.metricsTimer) clearTimeout(this.metricsTimer);
     await this.fileTail?.stop();
     await this.commandTail?.stop();
     await this.sweeping;
     await Promise.allSettled([...this.background]);
     await this.saveCheckpoint(true);
+    this.notifier.flush();
+    await this.writeMetrics();
+    await new Promise((r) => (this.metricsServer ? this.metricsServer.close(r) : r(null)));
     await this.ledger?.close();
     await this.lock?.release();
     this.log.info({ event: 'reaper.stop', uptimeMs: Date.now() - this.stats.startedAt });
@@ -128,6 +149,7 @@ export class Daemon {
   reload(next: Config): void {
     const kept = { log: this.config.log, stateDir: this.config.stateDir };
     this.config = { ...next, ...kept };
+    this.notifier.update(next.notify);
     this.log.info({ event: 'reaper.reloaded', dryRun: next.dryRun, graceMs: next.graceMs, sweepIntervalMs: next.sweepIntervalMs, restartNeededFor: JSON.stringify(kept) !== JSON.stringify({ log: next.log, stateDir: next.stateDir }) ? ['log', 'stateDir'] : [] });
   }
 
@@ -282,7 +304,10 @@ export class Daemon {
     if (action === 'killed') {
       this.stats.kills[v.reason] = (this.stats.kills[v.reason] ?? 0) + 1;
       this.stats.rssFreedBytes += v.treeRssBytes;
+      if (latencyMs !== undefined) this.latency.observe(latencyMs);
       this.log.info({ event: 'reaper.kill', ...fields });
+      this.notifier.killed({ pid: p.pid, sid: cell.sid, reason: v.reason, rssBytes: v.treeRssBytes });
+      this.metricsSoon();
     } else if (action === 'failed') {
       this.stats.failures++;
       this.log.error({ event: 'reaper.kill-failed', ...fields });
@@ -334,7 +359,10 @@ export class Daemon {
       this.stats.lastSweepMs = durationMs;
       this.stats.lastSweepOrphans = report.candidates.length;
       this.stats.tailLagBytes = await this.tailLag();
-      if (report.decision.valveTripped) this.log.error({ event: 'reaper.valve', orphans: report.candidates.length, maxOrphans: this.config.maxOrphans });
+      if (report.decision.valveTripped) {
+        this.log.error({ event: 'reaper.valve', orphans: report.candidates.length, maxOrphans: this.config.maxOrphans });
+        this.notifier.valve(report.candidates.length, this.config.maxOrphans);
+      }
       this.log.info({
         event: 'reaper.sweep', why, durationMs, processes: report.snapshot.processes.length, workers: report.decision.workers.length,
         children: report.decision.verdicts.length, orphans: report.candidates.length, killed, windowEvents: this.window.size, trimmed,
@@ -342,8 +370,25 @@ export class Daemon {
       this.ledger?.recordSweep({ at: Date.now(), durationMs, orphans: report.candidates.length, killed });
       await this.ledger?.flush();
       await this.saveCheckpoint(true);
+      await this.writeMetrics();
     } catch (err) {
       this.log.error({ event: 'reaper.sweep-failed', why, error: String(err) });
+    }
+  }
+
+  /** After kills, refresh metrics.prom once things settle (not once per kill). */
+  private metricsSoon(): void {
+    this.metricsTimer ??= setTimeout(() => {
+      this.metricsTimer = null;
+      this.track(this.writeMetrics());
+    }, 1000).unref();
+  }
+
+  private async writeMetrics(): Promise<void> {
+    try {
+      await writeMetricsFile(this.config.stateDir, this.metrics());
+    } catch (err) {
+      this.log.warn({ event: 'metrics.write-failed', error: String(err) });
     }
   }
 
