@@ -7,6 +7,7 @@ import { parseCommandArgs, type CommonArgs } from './args.js';
 import { reapCommand, type CommandIO } from './reap.js';
 import { runCommand } from './run.js';
 import { statusCommand } from './status.js';
+import { doctorCommand } from './doctor.js';
 import { installCommand, serviceOptions, uninstallCommand } from './service.js';
 
 interface Command {
@@ -21,6 +22,7 @@ const commands: Record<string, Command> = {
   reap: { summary: 'kill every orphan and its descendants (--dry-run: only say which)', run: (a, io) => reapCommand('reap', a, io) },
   run: { summary: 'the sidecar: follow the worker log, kill each evicted cell at once, sweep every --sweep-interval', run: runCommand },
   status: { summary: "what the daemon has done (from its state dir) and the orphans right now", run: statusCommand },
+  doctor: { summary: 'check the worker, its log, the state dir, the daemon: one screen of ✓/✗ with fixes', run: doctorCommand },
   install: { summary: 'run the reaper as a launchd agent / systemd user unit (--launchd, --systemd, --print, --force)', options: serviceOptions, run: installCommand },
   uninstall: { summary: 'stop the agent/unit and remove it (--launchd, --systemd, --print)', options: serviceOptions, run: uninstallCommand },
 };
