@@ -10,7 +10,11 @@ export type ErrorCode =
   | 'E_STATE_DIR'
   | 'E_LOCKED'
   | 'E_LEDGER_UNSAFE'
-  | 'E_LOG_SOURCE';
+  | 'E_LOG_SOURCE'
+  | 'E_SERVICE_TEMPLATE'
+  | 'E_SERVICE_EXISTS'
+  | 'E_SERVICE_FILE'
+  | 'E_SERVICE_MANAGER';
 
 export class ReaperError extends Error {
   readonly code: ErrorCode;

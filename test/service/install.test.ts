@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli/main.js';
 import { applySteps, lineDiff, packageEntry, type RunOutcome, type Step } from '../../src/service/install.js';
-import { daemonPath, renderService, templateFile } from '../../src/service/render.js';
+import { daemonPath, execWord, executableWord, renderService, templateFile, xmlText } from '../../src/service/render.js';
 
 const GOLDEN = fileURLToPath(new URL('./golden/', import.meta.url));
 const uid = process.getuid?.() ?? 0;
@@ -103,6 +103,11 @@ function expectedUnit(stateDir: string | null = null, runArgs: string[] = []): s
 function normalise(text: string, sb: Sandbox): string {
   const swaps: [string, string][] = [
     [daemonPath(dirname(process.execPath)), '<PATH>'],
+    // As written into each format, should this machine's paths need escaping.
+    [executableWord(process.execPath), '<NODE>'],
+    [execWord(packageEntry()), '<ENTRY>'],
+    [xmlText(process.execPath), '<NODE>'],
+    [xmlText(packageEntry()), '<ENTRY>'],
     [process.execPath, '<NODE>'],
     [packageEntry(), '<ENTRY>'],
     [sb.home, '<HOME>'],
@@ -130,6 +135,13 @@ for (const manager of ['systemd', 'launchd'] as const) {
     assert.ok(!existsSync(join(sb.home, '.config')) && !existsSync(join(sb.home, 'Library')) && !existsSync(join(sb.home, '.local')), 'nothing created');
   });
 }
+
+test('without --launchd/--systemd the manager follows the OS: launchd on macOS, systemd elsewhere', async () => {
+  const sb = sandbox();
+  const r = await run(sb, ['install', '--print']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, process.platform === 'darwin' ? /^# hum-reaper install --launchd --print/ : /^# hum-reaper install --systemd --print/);
+});
 
 // ---- systemd -------------------------------------------------------------------------
 
@@ -165,7 +177,7 @@ test('systemd: a different unit with our name is refused with a diff; --force re
   const theirs = expectedUnit().replace('RestartSec=5', 'RestartSec=60');
   writeFileSync(unitFile(sb), theirs);
 
-  const refused = await run(sb, ['install']);
+  const refused = await run(sb, ['install', '--systemd']);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /^-RestartSec=60$/m);
   assert.match(refused.stderr, /^\+RestartSec=5$/m);
@@ -174,7 +186,7 @@ test('systemd: a different unit with our name is refused with a diff; --force re
   assert.equal(readFileSync(unitFile(sb), 'utf8'), theirs, 'left alone');
   assert.deepEqual(sb.calls(), [], 'nothing run');
 
-  const forced = await run(sb, ['install', '--force']);
+  const forced = await run(sb, ['install', '--systemd', '--force']);
   assert.equal(forced.code, 0, forced.stderr);
   assert.equal(readFileSync(unitFile(sb), 'utf8'), expectedUnit());
   assert.deepEqual(sb.calls(), [
@@ -186,7 +198,7 @@ test('systemd: a different unit with our name is refused with a diff; --force re
 
 test('systemd: uninstall disables, removes, reloads; when not installed it is a no-op', async () => {
   const sb = sandbox();
-  assert.equal((await run(sb, ['install'])).code, 0);
+  assert.equal((await run(sb, ['install', '--systemd'])).code, 0);
   const before = sb.calls().length;
   const r = await run(sb, ['uninstall', '--systemd']);
   assert.equal(r.code, 0, r.stderr);
@@ -197,7 +209,7 @@ test('systemd: uninstall disables, removes, reloads; when not installed it is a 
   ]);
   assert.ok(existsSync(join(sb.home, '.local', 'state', 'hum-reaper')), 'state kept');
 
-  const again = await run(sb, ['uninstall']);
+  const again = await run(sb, ['uninstall', '--systemd']);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /not installed/);
   assert.equal(sb.calls().length, before + 2, 'nothing run');
@@ -207,7 +219,7 @@ test('systemd: XDG_CONFIG_HOME and a custom state dir are honoured; install flag
   const sb = sandbox();
   const config = join(sb.home, 'xdg config');
   const state = join(sb.home, 'my state');
-  const r = await run(sb, ['install', '--state-dir', state, '--grace', '5s'], { XDG_CONFIG_HOME: config });
+  const r = await run(sb, ['install', '--systemd', '--state-dir', state, '--grace', '5s'], { XDG_CONFIG_HOME: config });
   assert.equal(r.code, 0, r.stderr);
   const file = join(config, 'systemd', 'user', 'hum-reaper.service');
   assert.equal(readFileSync(file, 'utf8'), expectedUnit(state, ['--state-dir', state, '--grace', '5000']));
