@@ -18,18 +18,18 @@ export function parseTimestamp(date: string, fraction = ''): number {
 }
 
 /** Parse one line (no trailing newline) of compact or JSON `tracing` output; null if it is neither. */
-export function parseLogLine(raw: string): LogLine | null {
-  const line = stripAnsi(raw.endsWith('\r') ? raw.slice(0, -1) : raw);
+export function parseLogLine(text: string): LogLine | null {
+  const line = stripAnsi(text.endsWith('\r') ? text.slice(0, -1) : text);
   if (line.startsWith('{')) return parseJsonLine(line);
   const m = COMPACT.exec(line);
   if (!m) return null;
   const at = parseTimestamp(m[1]!, m[2]);
   if (Number.isNaN(at)) return null;
-  const { message, fields } = splitFields(m[4]!);
-  return { at, level: m[3] as LogLine['level'], message, fields };
+  const { message, fields, raw } = splitFields(m[4]!);
+  return { at, level: m[3] as LogLine['level'], message, fields, raw };
 }
 
-function splitFields(rest: string): { message: string; fields: Record<string, string> } {
+function splitFields(rest: string): { message: string; fields: Record<string, string>; raw: Record<string, string> } {
   const starts: { key: string; at: number; valueAt: number }[] = [];
   const text = ` ${rest}`;
   for (const m of text.matchAll(FIELD_START)) {
@@ -37,6 +37,7 @@ function splitFields(rest: string): { message: string; fields: Record<string, st
   }
   // A value that opens a quote runs to its closing quote, even across ` key=` look-alikes.
   const fields: Record<string, string> = {};
+  const raw: Record<string, string> = {};
   const message = (starts.length ? text.slice(0, starts[0]!.at) : text).trim();
   let i = 0;
   while (i < starts.length) {
@@ -45,15 +46,18 @@ function splitFields(rest: string): { message: string; fields: Record<string, st
     let next = i + 1;
     if (text[s.valueAt] === '"') {
       const close = closingQuote(text, s.valueAt);
-      if (close > 0) {
+      // Quoted (Debug) only when the quote closes the value; `"a"b` is a bare Display value.
+      if (close > 0 && (close + 1 === text.length || text[close + 1] === ' ')) {
         end = close + 1;
         while (next < starts.length && starts[next]!.at < end) next++;
       }
     }
-    fields[s.key] = unquote(text.slice(s.valueAt, end));
+    const value = text.slice(s.valueAt, end);
+    raw[s.key] = value;
+    fields[s.key] = unquote(value);
     i = next;
   }
-  return { message, fields };
+  return { message, fields, raw };
 }
 
 function closingQuote(text: string, open: number): number {
@@ -93,9 +97,10 @@ function parseJsonLine(line: string): LogLine | null {
   const fields: Record<string, string> = {};
   let message = '';
   for (const [k, v] of Object.entries(rawFields as Record<string, unknown>)) {
-    const text = typeof v === 'string' ? v : JSON.stringify(v);
-    if (k === 'message') message = text;
-    else fields[k] = text;
+    // Only strings: re-serialising a number or object would invent text the line never held.
+    if (typeof v !== 'string') continue;
+    if (k === 'message') message = v;
+    else fields[k] = v;
   }
   const at = parseTimestamp(ts[1]!, ts[2]);
   if (Number.isNaN(at)) return null;
@@ -111,7 +116,9 @@ const sidOf = (v: string | undefined): string | null => (v !== undefined && SID.
 
 /** Map a parsed line to the lifecycle event it announces, or null if it announces none. */
 export function toWorkerEvent(line: LogLine, seq: number): WorkerEvent | null {
-  const { at, fields } = line;
+  const { at } = line;
+  // The worker writes sids with Display: bare, so a quote in one is part of the sid.
+  const fields: Record<string, string | undefined> = line.raw ? { ...line.fields, sid: line.raw.sid, evicted_sid: line.raw.evicted_sid } : line.fields;
   switch (line.message) {
     case 'worker.cell.evict.lru': {
       const sid = sidOf(fields.evicted_sid);

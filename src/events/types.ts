@@ -7,6 +7,8 @@ export const LogLineSchema = z.object({
   level: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']),
   message: z.string(),
   fields: z.record(z.string(), z.string()),
+  /** Compact lines: each value exactly as written, quotes and all (sids are Display, bare). */
+  raw: z.record(z.string(), z.string()).optional(),
 });
 export type LogLine = z.infer<typeof LogLineSchema>;
 
