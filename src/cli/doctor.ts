@@ -86,7 +86,7 @@ async function logCheck(config: Config, workerRunning: boolean): Promise<Check> 
       return { name: 'worker log', ok: false, detail: `${src.path} last written ${formatAge(Date.now() - mtime)} ago`, fix: 'is the worker writing to another file? check its plist\'s StandardOutPath, or rotation that left it writing to the old file' };
     }
   }
-  const read = await readLogSince(src, Date.now() - 3_600_000);
+  const read = await readLogSince(src, Date.now() - 3_600_000, { everyLine: true });
   if (!read.complete) return { name: 'worker log', ok: false, detail: read.warnings.join('; '), fix: src.type === 'command' ? 'check that journalctl can read your user journal' : 'check the file\'s permissions' };
   const parsed = read.counts.lines - read.counts.skipped;
   const lastDrop = read.events.filter((e) => e.kind === 'evicted' || e.kind === 'idle-killed').at(-1);

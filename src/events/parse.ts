@@ -7,15 +7,27 @@ const COMPACT = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?Z\s+(TRACE|DE
 const FIELD_START = / ([A-Za-z_][A-Za-z0-9_.]*)=/g;
 const LEVELS = new Set(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']);
 
+/**
+ * Byte strings every line we act on contains (plain, ANSI or JSON). A reader may pass over
+ * lines with none of them undecoded (LineSplitter markers): that is most of a trace log.
+ */
+export const EVENT_MARKERS = ['evict.lru', 'idle.kill', 'spawned pid', 'bridge.up', 'connecting'] as const;
+
 export const stripAnsi = (s: string): string => (s.includes('\x1b') ? s.replace(ANSI, '') : s);
 
 /** RFC 3339 UTC timestamp → epoch ms, keeping microseconds as the fraction. */
 export function parseTimestamp(date: string, fraction = ''): number {
-  const whole = Date.parse(`${date}Z`);
-  if (Number.isNaN(whole)) return NaN;
+  // Consecutive lines share their second: Date.parse once per second, not once per line.
+  if (date !== lastDate) {
+    lastDate = date;
+    lastWhole = Date.parse(`${date}Z`);
+  }
+  if (Number.isNaN(lastWhole)) return NaN;
   const frac = fraction ? Number(`0${fraction}`) * 1000 : 0;
-  return whole + frac;
+  return lastWhole + frac;
 }
+let lastDate = '';
+let lastWhole = NaN;
 
 /** Parse one line (no trailing newline) of compact or JSON `tracing` output; null if it is neither. */
 export function parseLogLine(text: string): LogLine | null {
@@ -116,16 +128,16 @@ const sidOf = (v: string | undefined): string | null => (v !== undefined && SID.
 
 /** Map a parsed line to the lifecycle event it announces, or null if it announces none. */
 export function toWorkerEvent(line: LogLine, seq: number): WorkerEvent | null {
-  const { at } = line;
+  const { at, fields } = line;
   // The worker writes sids with Display: bare, so a quote in one is part of the sid.
-  const fields: Record<string, string | undefined> = line.raw ? { ...line.fields, sid: line.raw.sid, evicted_sid: line.raw.evicted_sid } : line.fields;
+  const sidField = (key: 'sid' | 'evicted_sid') => (line.raw ? line.raw[key] : fields[key]);
   switch (line.message) {
     case 'worker.cell.evict.lru': {
-      const sid = sidOf(fields.evicted_sid);
+      const sid = sidOf(sidField('evicted_sid'));
       return sid ? { kind: 'evicted', sid, at, seq } : null;
     }
     case 'worker.cell.idle.kill': {
-      const sid = sidOf(fields.sid);
+      const sid = sidOf(sidField('sid'));
       return sid ? { kind: 'idle-killed', sid, at, seq } : null;
     }
     case 'spawned': {
@@ -136,7 +148,7 @@ export function toWorkerEvent(line: LogLine, seq: number): WorkerEvent | null {
     case 'worker.cell.spawned':
     case 'worker.cell.reused':
     case 'worker.cell.exit': {
-      const sid = sidOf(fields.sid);
+      const sid = sidOf(sidField('sid'));
       if (!sid) return null;
       const kind = line.message === 'worker.cell.spawned' ? 'cell-spawned' : line.message === 'worker.cell.reused' ? 'cell-reused' : 'cell-exit';
       return { kind, sid, at, seq };

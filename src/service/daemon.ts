@@ -2,6 +2,7 @@ import { mkdir, access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { EventCollector } from '../events/collect.js';
+import { EVENT_MARKERS } from '../events/parse.js';
 import { isDropEvent, type DropEvent } from '../events/types.js';
 import { EvidenceWindow } from '../events/window.js';
 import { killTree, type KillResult } from '../kill/kill.js';
@@ -171,6 +172,7 @@ export class Daemon {
         argv: src.followArgv,
         cursorFile: join(this.config.stateDir, 'journal.cursor'),
         sinceMs: sinceMs - WINDOW_MARGIN_MS,
+        markers: EVENT_MARKERS,
         onBatch: (lines) => this.onLines(lines, Date.now()),
         onNotice: (n) => this.log[n.event === 'source.started' ? 'info' : 'warn'](n),
       });
@@ -189,6 +191,7 @@ export class Daemon {
     this.fileTail = new FileTail({
       path: src.path,
       from,
+      markers: EVENT_MARKERS,
       onBatch: (b) => this.onFileBatch(b),
       onNotice: (n) => this.log[n.event === 'tail.error' ? 'warn' : 'info'](n),
     });

@@ -14,6 +14,8 @@ export interface CommandTailOptions {
   onBatch: (lines: string[]) => Promise<void>;
   onNotice?: (n: CommandNotice) => void;
   maxBackoffMs?: number;
+  /** Hand over only lines holding one of these (LineSplitter markers). */
+  markers?: readonly string[];
 }
 
 /**
@@ -26,9 +28,11 @@ export class CommandTail {
   private backoffMs = 500;
   private restartTimer: NodeJS.Timeout | null = null;
   private chain: Promise<void> = Promise.resolve();
-  readonly splitter = new LineSplitter();
+  readonly splitter: LineSplitter;
 
-  constructor(private readonly opts: CommandTailOptions) {}
+  constructor(private readonly opts: CommandTailOptions) {
+    this.splitter = new LineSplitter(undefined, opts.markers);
+  }
 
   start(): void {
     this.launch();

@@ -41,6 +41,8 @@ export interface FileTailOptions {
   pollMs?: number;
   maxLineBytes?: number;
   chunkBytes?: number;
+  /** Hand over only lines holding one of these (LineSplitter markers); all lines if absent. */
+  markers?: readonly string[];
 }
 
 /** How much of a file's head identifies it (beyond dev+ino, which the OS reuses). */
@@ -115,7 +117,7 @@ export class FileTail {
     this.onBatch = opts.onBatch;
     this.onNotice = opts.onNotice ?? (() => undefined);
     this.pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
-    this.splitter = new LineSplitter(opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
+    this.splitter = new LineSplitter(opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, opts.markers);
     this.buf = Buffer.allocUnsafe(Math.max(1, opts.chunkBytes ?? DEFAULT_CHUNK_BYTES));
   }
 

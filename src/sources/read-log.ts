@@ -2,10 +2,10 @@ import { open } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { basename } from 'node:path';
 import { EventCollector, type ParseCounts } from '../events/collect.js';
-import { parseLogLine } from '../events/parse.js';
+import { EVENT_MARKERS, parseLogLine } from '../events/parse.js';
 import type { WorkerEvent } from '../events/types.js';
 import type { LogSource } from '../config/schema.js';
-import { LineSplitter } from './lines.js';
+import { LineSplitter, type LineCounts } from './lines.js';
 import { errnoCode } from '../errors.js';
 
 export interface LogRead {
@@ -16,7 +16,7 @@ export interface LogRead {
   origin: string;
   warnings: string[];
   bytes: number;
-  counts: ParseCounts & { lines: number; oversize: number };
+  counts: ParseCounts & LineCounts;
 }
 
 const CHUNK = 1 << 20;
@@ -24,17 +24,24 @@ const CHUNK = 1 << 20;
 const ORDER_SLACK_MS = 60_000;
 
 /** Read the worker's lifecycle events written since `sinceMs` (epoch ms). */
-export async function readLogSince(source: LogSource, sinceMs: number): Promise<LogRead> {
+export async function readLogSince(source: LogSource, sinceMs: number, opts: ReadOptions = {}): Promise<LogRead> {
   if (source.type === 'none') return emptyRead('(log disabled)', []);
-  if (source.type === 'file') return readFileSince(source.path, sinceMs);
-  return readCommand(source.argv, sinceMs);
+  if (source.type === 'file') return readFileSince(source.path, sinceMs, opts);
+  return readCommand(source.argv, sinceMs, opts);
 }
+
+export interface ReadOptions {
+  /** Decode every line (to count what does not parse, as `doctor` does), not only lines with an event marker. */
+  everyLine?: boolean;
+}
+
+const splitterFor = (opts: ReadOptions) => new LineSplitter(undefined, opts.everyLine ? [] : EVENT_MARKERS);
 
 function emptyRead(origin: string, warnings: string[], complete = true): LogRead {
   return { events: [], complete, origin, warnings, bytes: 0, counts: { skipped: 0, ignored: 0, events: 0, lines: 0, oversize: 0 } };
 }
 
-export async function readFileSince(path: string, sinceMs: number): Promise<LogRead> {
+export async function readFileSince(path: string, sinceMs: number, opts: ReadOptions = {}): Promise<LogRead> {
   let fh;
   try {
     fh = await open(path, 'r');
@@ -42,7 +49,7 @@ export async function readFileSince(path: string, sinceMs: number): Promise<LogR
     return emptyRead(path, [`worker log ${path}: cannot open (${errnoCode(err) ?? String(err)}); using only the log-free rules (superseded, unparented)`], false);
   }
   const collector = new EventCollector();
-  const splitter = new LineSplitter();
+  const splitter = splitterFor(opts);
   const events: WorkerEvent[] = [];
   let bytes = 0;
   try {
@@ -119,14 +126,14 @@ async function findStartOffset(fh: import('node:fs/promises').FileHandle, size: 
   return 0;
 }
 
-async function readCommand(argv: string[], sinceMs: number): Promise<LogRead> {
+async function readCommand(argv: string[], sinceMs: number, opts: ReadOptions): Promise<LogRead> {
   const [cmd, ...args] = argv as [string, ...string[]];
   const origin = argv.join(' ');
   if (basename(cmd) === 'journalctl' && Number.isFinite(sinceMs)) {
     args.push(`--since=@${Math.floor((sinceMs - ORDER_SLACK_MS) / 1000)}`);
   }
   const collector = new EventCollector();
-  const splitter = new LineSplitter();
+  const splitter = splitterFor(opts);
   const events: WorkerEvent[] = [];
   let bytes = 0;
   return new Promise<LogRead>((resolve) => {

@@ -44,7 +44,11 @@ test('garbage, binary, invalid UTF-8 and 10 MB lines are skipped and counted', a
   const r = await readFileSince(path, T0);
   assert.deepEqual(r.events.map((e) => (e as { sid: string }).sid), ['sid-a', 'sid-z']);
   assert.equal(r.counts.oversize, 1);
-  assert.ok(r.counts.skipped >= 2, `skipped ${r.counts.skipped}`);
+  // Lines without an event marker are passed over undecoded; decoding all of them counts the junk.
+  const every = await readFileSince(path, T0, { everyLine: true });
+  assert.deepEqual(every.events.map((e) => (e as { sid: string }).sid), ['sid-a', 'sid-z']);
+  assert.equal(every.counts.oversize, 1);
+  assert.ok(every.counts.skipped >= 2, `skipped ${every.counts.skipped}`);
 });
 
 test('a missing log, or a directory, is a warning naming the path and an incomplete read', async () => {
@@ -70,4 +74,26 @@ test('command source: stdout is the log; a missing or failing command is a warni
   const failing = await readLogSince({ type: 'command', argv: ['sh', '-c', 'echo boom >&2; exit 3'], followArgv: ['x'] }, T0);
   assert.equal(failing.complete, false);
   assert.match(failing.warnings[0]!, /exited with 3: boom/);
+});
+
+test('marker scanning finds exactly the event lines a full decode finds, across chunk boundaries', async () => {
+  const path = join(dir, 'mixed.log');
+  const fd = openSync(path, 'w');
+  const want: string[] = [];
+  for (let i = 0; i < 30_000; i++) {
+    // Lines of varying length so events straddle the 1 MiB read chunks.
+    writeSync(fd, `${ts(T0 + i)} TRACE worker.stream.delta sid=sid-x-${i} bytes=${'y'.repeat(i % 97)}\n`);
+    if (i % 7 === 0) {
+      writeSync(fd, evict(T0 + i, `sid-e-${i}`));
+      want.push(`sid-e-${i}`);
+    }
+    if (i % 11 === 0) writeSync(fd, `{"timestamp":"${ts(T0 + i)}","level":"TRACE","fields":{"message":"spawned pid=Some(${1000 + i})"}}\n`);
+  }
+  closeSync(fd);
+  const fast = await readFileSince(path, -Infinity);
+  const full = await readFileSince(path, -Infinity, { everyLine: true });
+  assert.deepEqual(fast.events.filter((e) => e.kind === 'evicted').map((e) => (e as { sid: string }).sid), want);
+  const strip = (es: typeof fast.events) => es.filter((e) => e.kind !== 'cell-reused').map(({ seq: _s, ...e }) => e);
+  assert.deepEqual(strip(fast.events), strip(full.events));
+  assert.equal(fast.events.filter((e) => e.kind === 'spawned-pid').length, Math.ceil(30_000 / 11));
 });
