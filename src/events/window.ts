@@ -17,7 +17,8 @@ export class EvidenceWindow {
   private drops = new Map<string, Drop[]>();
   private bridge: Bridge | null = null;
 
-  constructor(private readonly maxEvents = 200_000) {}
+  // 50k events is hours of a busy trace log; a flood beyond it keeps the newest half.
+  constructor(private readonly maxEvents = 50_000) {}
 
   get size(): number {
     return this.events.length;

@@ -21,6 +21,8 @@ export class LinuxProcessReader implements ProcessReader {
    */
   async snapshot(): Promise<ProcessSnapshot> {
     this.refreshBootTime();
+    // The listing's moment: a process started later may be missing, one started before is not.
+    const takenAt = Date.now();
     const pids = readdirSync(this.procRoot).filter((n) => /^\d+$/.test(n)).map(Number);
     const processes: ProcessInfo[] = [];
     for (let i = 0; i < pids.length; i += SLICE) {
@@ -30,7 +32,7 @@ export class LinuxProcessReader implements ProcessReader {
         if (p) processes.push(p);
       }
     }
-    return { processes, takenAt: Date.now(), startPrecisionMs: this.startPrecisionMs };
+    return { processes, takenAt, startPrecisionMs: this.startPrecisionMs };
   }
 
   // One pid: synchronous reads. /proc answers from kernel memory in microseconds, and the

@@ -14,8 +14,9 @@ export class PsProcessReader implements ProcessReader {
   readonly startPrecisionMs = 1000;
 
   async snapshot(): Promise<ProcessSnapshot> {
+    const takenAt = Date.now();
     const out = await this.ps(['-axww', '-o', FIELDS]);
-    return { processes: parsePsOutput(out ?? ''), takenAt: Date.now(), startPrecisionMs: this.startPrecisionMs };
+    return { processes: parsePsOutput(out ?? ''), takenAt, startPrecisionMs: this.startPrecisionMs };
   }
 
   async read(pid: number): Promise<ProcessInfo | null> {

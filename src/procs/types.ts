@@ -17,6 +17,7 @@ export interface ProcessInfo {
 
 export interface ProcessSnapshot {
   processes: ProcessInfo[];
+  /** When the listing began (epoch ms): every process started before it is in it. */
   takenAt: number;
   /** How far `startedAt` may be from the true start (tick size plus clock estimate). */
   startPrecisionMs: number;

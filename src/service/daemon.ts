@@ -79,6 +79,8 @@ export class Daemon {
   private readonly inflight = new Set<number>();
   private readonly background = new Set<Promise<unknown>>();
   private lastCheckpointAt = 0;
+  /** When the last full snapshot was put in the ledger: it knew every worker child then. */
+  private ledgerCompleteAt = 0;
   private readonly latency = new LatencyHistogram();
   private readonly notifier: Notifier;
   private metricsServer: Server | null = null;
@@ -239,11 +241,14 @@ export class Daemon {
     this.stats.evictionsSeen++;
     const ledger = this.ledger!;
     let records = ledger.cellsOfSid(e.sid);
-    if (records.length === 0) {
-      // Not in the ledger (spawned before we started, or its spawn line was missed).
+    // Not in the ledger (spawned before we started, or its spawn line was missed): one full
+    // snapshot, unless one taken after this line was written already found nothing. In a
+    // flood of evictions that keeps it to one `ps` per batch, not one per line.
+    if (records.length === 0 && this.ledgerCompleteAt < e.at) {
       this.log.debug({ event: 'reaper.ledger-miss', sid: e.sid });
       const snapshot = await this.reader.snapshot();
       this.observeAll(snapshot.processes);
+      this.ledgerCompleteAt = snapshot.takenAt;
       records = ledger.cellsOfSid(e.sid);
     }
     for (const rec of records) {
@@ -353,6 +358,7 @@ export class Daemon {
       });
       if (this.config.dryRun) for (const c of report.candidates) this.record(c.verdict, { pid: c.verdict.process.pid, outcome: 'skipped', signal: null, descendants: [] }, 'would-kill', c.verdict.evidence.at);
       this.observeAll(report.snapshot.processes);
+      this.ledgerCompleteAt = report.snapshot.takenAt;
       const oldest = Math.min(...report.decision.verdicts.map((v) => v.process.startedAt), Date.now());
       const trimmed = this.window.trimBefore(oldest - WINDOW_MARGIN_MS);
       const killed = report.candidates.filter((c) => c.action === 'killed').length;
