@@ -188,7 +188,11 @@ export class Daemon {
     // processes gone, so nothing is done twice.
     const historyAt = await positionAt(src.path, await startOffsetSince(src.path, sinceMs));
     const usable = checkpoint?.path === src.path ? checkpoint.position : null;
-    const sameFile = usable && historyAt && usable.dev === historyAt.dev && usable.ino === historyAt.ino;
+    // Same inode is not enough: copytruncate keeps the inode and replaces the content.
+    const atCheckpoint = usable ? await positionAt(src.path, usable.offset) : null;
+    const sameFile =
+      usable && historyAt && atCheckpoint && usable.dev === historyAt.dev && usable.ino === historyAt.ino &&
+      atCheckpoint.fingerprint === usable.fingerprint && atCheckpoint.fingerprintBytes === usable.fingerprintBytes;
     const from = usable && !sameFile ? usable : historyAt && (!usable || historyAt.offset <= usable.offset) ? historyAt : usable;
     this.fileTail = new FileTail({
       path: src.path,

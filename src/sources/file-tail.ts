@@ -50,6 +50,8 @@ export const FINGERPRINT_BYTES = 1024;
 export const DEFAULT_CHUNK_BYTES = 256 * 1024;
 export const MAX_BATCH_LINES = 1000;
 const DEFAULT_POLL_MS = 1000;
+/** Rotated files that are compressed are not logs we can read. */
+const COMPRESSED = /\.(gz|bz2|xz|zst|lz4|Z|zip)$/;
 
 /** The file being read. Once the path names another file it is "detached" but still read. */
 interface Followed {
@@ -416,12 +418,21 @@ export class FileTail {
 
   /** The old file is drained; now follow the file at the path from 0. */
   private async switchTo(old: Followed): Promise<boolean> {
-    const opened = await openRegular(this.path);
-    if ('kind' in opened) return false; // changed again under us; the next pass looks anew
+    const atPath = await openRegular(this.path);
+    if ('kind' in atPath) return false; // changed again under us; the next pass looks anew
+    // Rotated more than once since `old` was written (the daemon was down, or busy): the
+    // files in between come first, oldest first, each from its start.
+    const between = await this.rotatedAfter(old, atPath);
+    const opened = between ?? atPath;
+    if (between) await atPath.fh.close();
     const { nlink } = await old.fh.stat();
     const dropped = this.dropPartial(old);
     await old.fh.close().catch(() => undefined);
-    this.cur = await follow(opened, 0, false);
+    this.cur = await follow(opened, 0, between !== null);
+    if (between) {
+      this.notice('tail.rotated', { previous: { dev: old.dev, ino: old.ino, offset: old.offset }, between: between.name, dev: between.dev, ino: between.ino, offset: 0, ...dropped });
+      return true;
+    }
     this.reported = null;
     // After a copy is drained, the truncated file was already announced.
     const event = old.copy ? 'tail.opened' : nlink === 0 ? 'tail.recreated' : 'tail.rotated';
@@ -433,6 +444,31 @@ export class FileTail {
       ...dropped,
     });
     return true;
+  }
+
+  /**
+   * The oldest rotated sibling (`x.log.1`, `x.log-20261203`, …; not compressed) written after
+   * `old` was last written, other than `old` and the file now at the path; null if none.
+   */
+  private async rotatedAfter(old: Followed, current: Opened): Promise<Found | null> {
+    const oldMtime = (await old.fh.stat()).mtimeMs;
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return null;
+    }
+    let best: { name: string; mtime: number } | null = null;
+    for (const name of names) {
+      if (name === this.base || !name.startsWith(this.base) || COMPRESSED.test(name)) continue;
+      const st = await stat(join(this.dir, name)).catch(() => null);
+      if (!st || !st.isFile() || st.size === 0 || st.mtimeMs <= oldMtime) continue;
+      if ((st.dev === old.dev && st.ino === old.ino) || (st.dev === current.dev && st.ino === current.ino)) continue;
+      if (!best || st.mtimeMs < best.mtime) best = { name, mtime: st.mtimeMs };
+    }
+    if (!best) return null;
+    const opened = await openRegular(join(this.dir, best.name));
+    return 'kind' in opened ? null : { ...opened, name: best.name };
   }
 
   /** Forget a partial last line (it will never be completed in this file). */
