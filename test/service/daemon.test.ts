@@ -174,3 +174,31 @@ test('unusable state: not a directory, or a ledger that is a symlink: exit 2 wit
   assert.match(r2.stderr, /ledger\.jsonl/);
   assert.match(r2.stderr, /symbolic link/i);
 });
+
+test('SIGHUP reloads the config; a bad config is refused and the old one kept', async () => {
+  const { t, w, stateDir } = await setup({ table: 1 });
+  const cfg = join(stateDir, '..', `${t}-config.json`);
+  writeFileSync(cfg, JSON.stringify({ dryRun: true }));
+  const d = daemon(t, w, stateDir, ['--config', cfg]);
+  await d.waitForEvent((e) => e.event === 'reaper.sweep');
+  const first = await w.prompt(`${t}-h1`);
+  const shadow = await w.prompt(`${t}-h2`); // evicts h1: dry run, so only would-kill
+  assert.equal(shadow.evicted?.pid, first.pid);
+  await d.waitForEvent((e) => e.event === 'reaper.would-kill' && e.pid === first.pid);
+  assert.ok(isAlive(first.pid), 'dry run kills nothing');
+
+  writeFileSync(cfg, '{ not json');
+  process.kill(d.pid, 'SIGHUP');
+  const failed = await d.waitForEvent((e) => e.event === 'reaper.reload-failed');
+  assert.match(String(failed.error), /not valid JSON/);
+
+  writeFileSync(cfg, JSON.stringify({ dryRun: false }));
+  process.kill(d.pid, 'SIGHUP');
+  await d.waitForEvent((e) => e.event === 'reaper.reloaded' && e.dryRun === false);
+  const next = await w.prompt(`${t}-h3`); // evicts h2: now for real
+  await d.waitForEvent((e) => e.event === 'reaper.kill' && e.pid === next.evicted?.pid);
+  assert.ok(await waitFor(() => !isAlive(shadow.pid), 2000));
+  // The first orphan is reaped by the next sweep, now that dry run is off.
+  assert.ok(await waitFor(() => !isAlive(first.pid), 3000));
+  assert.equal(await d.stop(), 0);
+});

@@ -1,0 +1,77 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CommandTail, type CommandNotice } from '../../src/sources/command-tail.js';
+import { EVENT_MARKERS } from '../../src/events/parse.js';
+import { waitFor } from '../support/sim.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hum-reaper-cmd-'));
+
+/** A stand-in `journalctl` that records its argv, prints a few lines per run and exits. */
+function fakeJournalctl(): { path: string; argvFile: string } {
+  const path = join(dir, 'journalctl');
+  const argvFile = join(dir, 'argv.txt');
+  writeFileSync(
+    path,
+    `#!/bin/sh
+printf '%s\\n' "$*" >> '${argvFile}'
+n=$(wc -l < '${argvFile}')
+for a in "$@"; do case "$a" in --cursor-file=*) echo "cursor-$n" > "\${a#--cursor-file=}";; esac; done
+echo "2026-12-03T12:00:0\${n}.000000Z  WARN worker.cell.evict.lru evicted_sid=sid-run-$n"
+echo "2026-12-03T12:00:0\${n}.000000Z TRACE worker.cell.reused sid=chatter"
+printf 'partial line without newline'
+exit 3
+`,
+  );
+  chmodSync(path, 0o755);
+  return { path, argvFile };
+}
+
+test('follows a command, restarts it with growing backoff, resumes from its cursor file', async () => {
+  const { path, argvFile } = fakeJournalctl();
+  // basename must be journalctl for the cursor/since arguments to be added.
+  const cursorFile = join(dir, 'journal.cursor');
+  const batches: string[][] = [];
+  const notices: CommandNotice[] = [];
+  const tail = new CommandTail({
+    argv: [path, '--user', '-u', 'hum-claude-cli-worker', '-o', 'cat', '-f'],
+    cursorFile,
+    sinceMs: Date.UTC(2026, 11, 3, 11, 0, 0),
+    markers: EVENT_MARKERS,
+    onBatch: async (lines) => {
+      batches.push(lines);
+    },
+    onNotice: (n) => notices.push(n),
+    maxBackoffMs: 1000,
+  });
+  tail.start();
+  try {
+    assert.ok(await waitFor(() => notices.filter((n) => n.event === 'source.exited').length >= 3, 8000), 'restarted after each exit');
+  } finally {
+    await tail.stop();
+  }
+  const lines = batches.flat();
+  assert.deepEqual(lines.slice(0, 3).map((l) => l.split('evicted_sid=')[1]), ['sid-run-1', 'sid-run-2', 'sid-run-3'], 'only marker lines, no partial line');
+  assert.ok(!lines.some((l) => l.includes('chatter') || l.includes('partial')));
+  const runs = readFileSync(argvFile, 'utf8').trim().split('\n');
+  assert.match(runs[0]!, /--cursor-file=.*journal\.cursor --since=@\d+$/, 'first run: no cursor yet, so a start time');
+  assert.ok(runs.slice(1).every((r) => r.includes('--cursor-file=') && !r.includes('--since')), 'later runs resume from the cursor alone');
+  assert.ok(existsSync(cursorFile));
+  const waits = notices.filter((n) => n.event === 'source.exited').map((n) => n.retryMs as number);
+  assert.deepEqual(waits.slice(0, 3), [500, 1000, 1000], 'backoff doubles up to its cap');
+  assert.equal(notices.find((n) => n.event === 'source.exited')?.code, 3);
+});
+
+test('a command that does not exist is reported, retried, never thrown', async () => {
+  const notices: CommandNotice[] = [];
+  const tail = new CommandTail({ argv: [join(dir, 'no-such-command')], onBatch: async () => undefined, onNotice: (n) => notices.push(n), maxBackoffMs: 200 });
+  tail.start();
+  try {
+    assert.ok(await waitFor(() => notices.filter((n) => n.event === 'source.exited').length >= 2, 5000));
+  } finally {
+    await tail.stop();
+  }
+  assert.ok(notices.some((n) => n.event === 'source.error' && String(n.error).includes('ENOENT')));
+});
