@@ -24,9 +24,17 @@ export class PsProcessReader implements ProcessReader {
     return parsePsOutput(out ?? '').find((p) => p.pid === pid) ?? null;
   }
 
+  /** `pgrep -P`: one small process, not a whole `ps` listing, on the hot path. */
   async children(pid: number): Promise<number[]> {
-    const snap = await this.snapshot();
-    return snap.processes.filter((p) => p.ppid === pid).map((p) => p.pid);
+    try {
+      const { stdout } = await run('pgrep', ['-P', String(pid)]);
+      return stdout.split('\n').filter((l) => /^\d+$/.test(l.trim())).map(Number);
+    } catch (err) {
+      // pgrep exits 1 when there is no child; without pgrep, fall back to a listing.
+      if ((err as { code?: unknown }).code === 1) return [];
+      const snap = await this.snapshot();
+      return snap.processes.filter((p) => p.ppid === pid).map((p) => p.pid);
+    }
   }
 
   private async ps(args: string[]): Promise<string | null> {

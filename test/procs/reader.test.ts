@@ -65,3 +65,12 @@ test('ps reader (the macOS path, run for real) agrees with /proc on pid, ppid, u
   assert.ok(snap.processes.length > 3);
   assert.equal(await ps.read(2 ** 22 + 17), null, 'a pid that does not exist reads as null');
 });
+
+test('ps reader children (pgrep -P) match /proc', async () => {
+  const { pid } = await shellWithChild();
+  const viaPs = await new PsProcessReader().children(pid);
+  const viaProc = await new LinuxProcessReader().children(pid);
+  assert.equal(viaPs.length, 1);
+  assert.deepEqual(viaPs, viaProc);
+  assert.deepEqual(await new PsProcessReader().children(viaPs[0]!), [], 'a leaf has no children');
+});
