@@ -4,11 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ReaperError } from '../errors.js';
 import { parseCommandArgs, type CommonArgs } from './args.js';
-import { reapCommand, type CommandIO } from './reap.js';
-import { runCommand } from './run.js';
-import { statusCommand } from './status.js';
-import { doctorCommand } from './doctor.js';
-import { installCommand, serviceOptions, uninstallCommand } from './service.js';
+import type { CommandIO } from './reap.js';
 
 interface Command {
   summary: string;
@@ -17,14 +13,17 @@ interface Command {
   run: (args: CommonArgs, io: CommandIO) => Promise<number>;
 }
 
+// Each command's module is loaded when it runs: `ps` need not load the daemon, chokidar and
+// the installer (a third of a one-shot run's start-up time).
+const serviceOptions = { launchd: { type: 'boolean' }, systemd: { type: 'boolean' }, print: { type: 'boolean' } } as const;
 const commands: Record<string, Command> = {
-  ps: { summary: 'list the worker children with their verdict (kills nothing)', run: (a, io) => reapCommand('ps', a, io) },
-  reap: { summary: 'kill every orphan and its descendants (--dry-run: only say which)', run: (a, io) => reapCommand('reap', a, io) },
-  run: { summary: 'the sidecar: follow the worker log, kill each evicted cell at once, sweep every --sweep-interval', run: runCommand },
-  status: { summary: "what the daemon has done (from its state dir) and the orphans right now", run: statusCommand },
-  doctor: { summary: 'check the worker, its log, the state dir, the daemon: one screen of ✓/✗ with fixes', run: doctorCommand },
-  install: { summary: 'run the reaper as a launchd agent / systemd user unit (--launchd, --systemd, --print, --force)', options: serviceOptions, run: installCommand },
-  uninstall: { summary: 'stop the agent/unit and remove it (--launchd, --systemd, --print)', options: serviceOptions, run: uninstallCommand },
+  ps: { summary: 'list the worker children with their verdict (kills nothing)', run: async (a, io) => (await import('./reap.js')).reapCommand('ps', a, io) },
+  reap: { summary: 'kill every orphan and its descendants (--dry-run: only say which)', run: async (a, io) => (await import('./reap.js')).reapCommand('reap', a, io) },
+  run: { summary: 'the sidecar: follow the worker log, kill each evicted cell at once, sweep every --sweep-interval', run: async (a, io) => (await import('./run.js')).runCommand(a, io) },
+  status: { summary: 'what the daemon has done (from its state dir) and the orphans right now', run: async (a, io) => (await import('./status.js')).statusCommand(a, io) },
+  doctor: { summary: 'check the worker, its log, the state dir, the daemon: one screen of ✓/✗ with fixes', run: async (a, io) => (await import('./doctor.js')).doctorCommand(a, io) },
+  install: { summary: 'run the reaper as a launchd agent / systemd user unit (--launchd, --systemd, --print, --force)', options: serviceOptions, run: async (a, io) => (await import('./service.js')).installCommand(a, io) },
+  uninstall: { summary: 'stop the agent/unit and remove it (--launchd, --systemd, --print)', options: serviceOptions, run: async (a, io) => (await import('./service.js')).uninstallCommand(a, io) },
 };
 
 const version = (): string => {

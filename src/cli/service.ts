@@ -25,11 +25,6 @@ import type { CommonArgs } from './args.js';
 import type { CommandIO } from './reap.js';
 
 /** Flags of install and uninstall beyond the common ones (--force is common). */
-export const serviceOptions = {
-  launchd: { type: 'boolean' },
-  systemd: { type: 'boolean' },
-  print: { type: 'boolean' },
-} as const;
 
 interface Machine {
   manager: ServiceManager;

@@ -213,6 +213,8 @@ export class Daemon {
   private async onLines(lines: readonly string[], readAt: number): Promise<void> {
     const drops: DropEvent[] = [];
     const spawned: number[] = [];
+    /** Spawn lines logged before the batch's last drop: one of them may be the evicted cell. */
+    let spawnedBeforeDrop = 0;
     for (const line of lines) {
       const e = this.collector.take(line);
       if (!e) continue;
@@ -221,11 +223,16 @@ export class Daemon {
       this.window.add(e);
       if (this.catchingUp) continue;
       if (e.kind === 'spawned-pid') spawned.push(e.pid);
-      else if (isDropEvent(e)) drops.push(e);
+      else if (isDropEvent(e)) {
+        drops.push(e);
+        spawnedBeforeDrop = spawned.length;
+      }
     }
-    // Kills first: an evicted cell is older than anything spawned in this batch.
+    // Learn those first (one /proc read each), so their eviction needs no full snapshot;
+    // the rest are learnt after the kills.
+    for (const pid of spawned.slice(0, spawnedBeforeDrop)) await this.learnPid(pid, 3);
     for (const drop of drops) await this.reapDropped(drop, readAt);
-    for (const pid of spawned) this.track(this.learnPid(pid, 3));
+    for (const pid of spawned.slice(spawnedBeforeDrop)) this.track(this.learnPid(pid, 3));
   }
 
   /** `spawned pid=Some(N)`: read that one pid now, so its eviction needs no full `ps`. */

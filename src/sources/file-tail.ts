@@ -47,7 +47,7 @@ export interface FileTailOptions {
 
 /** How much of a file's head identifies it (beyond dev+ino, which the OS reuses). */
 export const FINGERPRINT_BYTES = 1024;
-export const DEFAULT_CHUNK_BYTES = 256 * 1024;
+export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
 export const MAX_BATCH_LINES = 1000;
 const DEFAULT_POLL_MS = 1000;
 /** Rotated files that are compressed are not logs we can read. */
