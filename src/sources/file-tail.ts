@@ -48,7 +48,7 @@ export interface FileTailOptions {
 /** How much of a file's head identifies it (beyond dev+ino, which the OS reuses). */
 export const FINGERPRINT_BYTES = 1024;
 export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
-export const MAX_BATCH_LINES = 1000;
+export const MAX_BATCH_LINES = 4000;
 const DEFAULT_POLL_MS = 1000;
 /** Rotated files that are compressed are not logs we can read. */
 const COMPRESSED = /\.(gz|bz2|xz|zst|lz4|Z|zip)$/;
