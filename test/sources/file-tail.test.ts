@@ -114,7 +114,7 @@ test('lines in quick succession each arrive on fs events alone (chokidar throttl
 
 test('a large catch-up is many capped batches; each is acted on before the next and position follows', async () => {
   const path = logPath();
-  const expected = evictionLines('sid-catchup', 5000);
+  const expected = evictionLines('sid-catchup', 5 * MAX_BATCH_LINES);
   writeFileSync(path, expected.map((l) => `${l}\n`).join(''));
   let seen: TailPosition | null = null;
   let overlapping = 0;
