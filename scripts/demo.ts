@@ -23,6 +23,7 @@ import { rssBytes } from './demo/procfs.js';
 import { fmtBytes, fmtCounts, fmtMs, fmtSeconds, formatHeader, formatRow, paintFor, type Column } from './demo/render.js';
 import { GroundTruth, type TableView } from './demo/truth.js';
 import { asKill, judge, type KillEvent } from './demo/verdict.js';
+import { seededRandom } from '../test/support/random.js';
 
 const SIDS = 30;
 const TABLE = 8;
@@ -140,17 +141,6 @@ function checkInterrupted(): void {
 
 // ---------------------------------------------------------------- the driver
 
-/** mulberry32: a seeded sequence, so `--seed N` replays the same prompts. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Action = 'prompt' | 'race' | 'idle' | 'reconnect';
 
@@ -317,7 +307,7 @@ async function main(): Promise<number> {
 
   worker = await startSimWorker({ token, table: TABLE });
   const w = worker;
-  const driver = new Driver(w, rng(seed));
+  const driver = new Driver(w, seededRandom(seed));
   const t0 = Date.now();
   const peak: Peak = { orphans: 0, rss: 0 };
 

@@ -32,8 +32,9 @@ export interface ReapOptions {
   /** Events already known (the daemon's); when absent the log is read for this pass. */
   events?: { events: readonly WorkerEvent[]; complete: boolean };
   onKill?: (c: Candidate) => void;
-  /** Pids whose kill is already under way elsewhere (the daemon's hot path). */
-  exclude?: ReadonlySet<number>;
+  /** Pids whose kill is under way (shared with the daemon's hot path): skipped here, and
+   *  this pass's own kills are entered while they run, so no process is killed twice. */
+  inflight?: Set<number>;
 }
 
 /** One pass: snapshot → log evidence → pure decision → kill (unless dry run or the valve tripped). */
@@ -66,19 +67,30 @@ export async function reapOnce(opts: ReapOptions): Promise<ReapReport> {
   });
 
   const act = !dryRun && !decision.valveTripped;
-  const candidates: Candidate[] = decision.orphans.filter((v) => !opts.exclude?.has(v.process.pid)).map((verdict) => ({
+  const inflight = opts.inflight ?? new Set<number>();
+  const candidates: Candidate[] = decision.orphans.filter((v) => !inflight.has(v.process.pid)).map((verdict) => ({
     verdict,
     action: dryRun ? 'would-kill' : act ? 'killed' : 'skipped',
   }));
   if (act) {
-    await killAll(candidates, (c) =>
-      killTree(c.verdict.process, c.verdict.descendants, { reader, graceMs: config.graceMs }).then((r) => {
+    await killAll(candidates, async (c) => {
+      const pid = c.verdict.process.pid;
+      if (inflight.has(pid)) {
+        // The hot path took it while this pass was deciding.
+        c.action = 'skipped';
+        return { pid, outcome: 'skipped', signal: null, descendants: [] };
+      }
+      inflight.add(pid);
+      try {
+        const r = await killTree(c.verdict.process, c.verdict.descendants, { reader, graceMs: config.graceMs });
         c.kill = r;
         c.action = r.outcome === 'failed' ? 'failed' : r.outcome === 'skipped' ? 'skipped' : 'killed';
         opts.onKill?.(c);
         return r;
-      }),
-    );
+      } finally {
+        inflight.delete(pid);
+      }
+    });
   }
   return { snapshot, decision, log, candidates, dryRun, durationMs: Date.now() - started };
 }

@@ -4,6 +4,7 @@
 // *inferred* (not taken from upstream); only its volume and shape matter here: most of a
 // trace log is lines the reaper must read and throw away.
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { seededRandom } from '../../test/support/random.js';
 
 const LEVEL_COLOR = { TRACE: 35, DEBUG: 34, INFO: 32, WARN: 33, ERROR: 31 } as const;
 type Level = keyof typeof LEVEL_COLOR;
@@ -50,7 +51,7 @@ export class TraceLogGenerator {
     this.table = o.table ?? 8;
     this.color = o.color ?? true;
     this.us = Math.round((o.startMs ?? Date.now() - 86_400_000) * 1000);
-    this.rand = mulberry32(o.seed ?? 0x5eed);
+    this.rand = seededRandom(o.seed ?? 0x5eed);
     this.pid = o.firstPid ?? 40_000;
   }
 
@@ -179,14 +180,3 @@ export function timestamp(us: number): string {
   return `${cachedPrefix}.${String(us - second * 1e6).padStart(6, '0')}Z`;
 }
 
-/** Small, fast, seedable PRNG: the same seed gives the same log. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

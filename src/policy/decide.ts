@@ -97,7 +97,8 @@ export function decide(input: DecideInput): Decision {
     const parentIsWorker = parent !== undefined && isWorkerProcess(parent, config.signature);
     const reparented = p.ppid === 1 || (parent !== undefined && config.signature.reparentTargets.includes(parent.name));
     if (!parentIsWorker && !reparented) return protect('hand-started');
-    if (now - p.startedAt < config.minAgeMs) return protect('too-young');
+    // startedAt is an estimate that can sit a tick in the future: minAgeMs 0 means no minimum.
+    if (config.minAgeMs > 0 && now - p.startedAt < config.minAgeMs) return protect('too-young');
     if (!parentIsWorker) return orphan('unparented', { at: p.startedAt, detail: `parent is pid ${p.ppid}${parent ? ` (${parent.name})` : ''}, not a worker` });
 
     const drops = (dropsBySid.get(cell.sid) ?? []).filter((e) => startedBefore(p, e.at, e.seq));

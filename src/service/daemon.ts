@@ -302,6 +302,8 @@ export class Daemon {
       this.record(v, { pid: p.pid, outcome: 'skipped', signal: null, descendants: v.descendants.map((d) => d.pid) }, 'would-kill', evidenceAt);
       return;
     }
+    // Checked and taken with no await in between: the sweep may have started this kill.
+    if (this.inflight.has(p.pid)) return;
     this.inflight.add(p.pid);
     let termSent!: () => void;
     const sent = new Promise<void>((r) => (termSent = r));
@@ -364,7 +366,7 @@ export class Daemon {
         dryRun: this.config.dryRun,
         self: this.self,
         events: { events: this.window.all(), complete: true },
-        exclude: this.inflight,
+        inflight: this.inflight,
         onKill: (c: Candidate) => this.recordSweepKill(c),
       });
       if (this.config.dryRun) for (const c of report.candidates) this.record(c.verdict, { pid: c.verdict.process.pid, outcome: 'skipped', signal: null, descendants: [] }, 'would-kill', c.verdict.evidence.at);

@@ -416,6 +416,14 @@ export class FileTail {
     cur.head = Buffer.alloc(0);
   }
 
+  /** Shorter than what was just read, or other first bytes: truncated (and maybe refilled). */
+  private async rewrittenUnder(cur: Followed, readTo: number): Promise<boolean> {
+    const { size } = await cur.fh.stat();
+    if (size < readTo) return true;
+    if (cur.head.length === 0) return false;
+    return !(await readHead(cur.fh, cur.head.length)).equals(cur.head);
+  }
+
   /** The old file is drained; now follow the file at the path from 0. */
   private async switchTo(old: Followed): Promise<boolean> {
     const atPath = await openRegular(this.path);
@@ -490,6 +498,12 @@ export class FileTail {
       const { bytesRead } = await cur.fh.read(this.buf, 0, this.buf.length, chunkStart);
       if (bytesRead === 0) return true;
       const readAt = Date.now();
+      // Copytruncate between two reads, refilled past our position: this chunk is the new
+      // file's middle. Drop it; the next pass finds the copy (checkRewritten) and reads on.
+      if (await this.rewrittenUnder(cur, chunkStart + bytesRead)) {
+        this.again = true;
+        return true;
+      }
       const chunk = this.buf.subarray(0, bytesRead);
       const have = cur.head.length;
       if (have < FINGERPRINT_BYTES && chunkStart <= have && chunkStart + bytesRead > have) {
