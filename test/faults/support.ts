@@ -164,17 +164,7 @@ export function runCliAsNobody(args: string[], token: string, env: Record<string
 
 // ---------------------------------------------------------------- randomness
 
-/** A seeded PRNG (mulberry32): a failing run can be replayed with FAULT_SEED=<seed>. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '../support/random.js';
 
 export function seedFromEnv(): number {
   const s = Number(process.env.FAULT_SEED);
