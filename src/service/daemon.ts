@@ -85,6 +85,7 @@ export class Daemon {
   private readonly notifier: Notifier;
   private metricsServer: Server | null = null;
   private metricsTimer: NodeJS.Timeout | null = null;
+  private ledgerTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: DaemonOptions) {
     this.config = opts.config;
@@ -135,6 +136,7 @@ export class Daemon {
     this.stopping = true;
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     if (this.metricsTimer) clearTimeout(this.metricsTimer);
+    if (this.ledgerTimer) clearTimeout(this.ledgerTimer);
     await this.fileTail?.stop();
     await this.commandTail?.stop();
     await this.sweeping;
@@ -342,7 +344,18 @@ export class Daemon {
       signal: r.signal ?? undefined, rssBytes: v.treeRssBytes, latencyMs, error: r.error,
     });
     if (action !== 'would-kill') this.ledger?.forget(p.pid, p.startKey);
-    this.track(this.ledger!.flush());
+    this.ledgerFlushSoon();
+  }
+
+  /**
+   * Kills are recorded in memory at once and written (with fdatasync) at most twice a
+   * second: an fsync per kill would hold libuv threads the log tail's reads need.
+   */
+  private ledgerFlushSoon(): void {
+    this.ledgerTimer ??= setTimeout(() => {
+      this.ledgerTimer = null;
+      if (this.ledger) this.track(this.ledger.flush());
+    }, 500);
   }
 
   private scheduleSweep(): void {
