@@ -35,6 +35,30 @@ export class LinuxProcessReader implements ProcessReader {
     return { processes, takenAt, startPrecisionMs: this.startPrecisionMs };
   }
 
+  /** One read per pid (cmdline); the full read only for those whose argv holds `token`. */
+  async withArgv(token: string): Promise<ProcessSnapshot> {
+    this.refreshBootTime();
+    const takenAt = Date.now();
+    const needle = Buffer.from(token);
+    const pids = readdirSync(this.procRoot).filter((n) => /^\d+$/.test(n)).map(Number);
+    const processes: ProcessInfo[] = [];
+    for (let i = 0; i < pids.length; i += SLICE * 4) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      for (const pid of pids.slice(i, i + SLICE * 4)) {
+        let cmdline: Buffer;
+        try {
+          cmdline = readFileSync(`${this.procRoot}/${pid}/cmdline`);
+        } catch {
+          continue;
+        }
+        if (cmdline.indexOf(needle) < 0) continue;
+        const p = this.readSync(pid);
+        if (p) processes.push(p);
+      }
+    }
+    return { processes, takenAt, startPrecisionMs: this.startPrecisionMs };
+  }
+
   // One pid: synchronous reads. /proc answers from kernel memory in microseconds, and the
   // hot path must not queue behind other work in libuv's four-thread pool.
   async read(pid: number): Promise<ProcessInfo | null> {

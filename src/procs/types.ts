@@ -29,6 +29,9 @@ export interface ProcessReader {
   read(pid: number): Promise<ProcessInfo | null>;
   /** Direct children of a pid, for descendants found after the snapshot. */
   children(pid: number): Promise<number[]>;
+  /** Only the processes whose argv contains `token` (cheaper than a snapshot where the OS
+   *  lets argv be read alone); takenAt as for snapshot. */
+  withArgv?(token: string): Promise<ProcessSnapshot>;
   readonly startPrecisionMs: number;
 }
 

@@ -259,7 +259,9 @@ export class Daemon {
     // flood of evictions that keeps it to one `ps` per batch, not one per line.
     if (records.length === 0 && this.ledgerCompleteAt < e.at) {
       this.log.debug({ event: 'reaper.ledger-miss', sid: e.sid });
-      const snapshot = await this.reader.snapshot();
+      // Every worker child carries the mcp-config flag: only those need a full read.
+      const flag = this.config.signature.mcpConfigFlag;
+      const snapshot = this.reader.withArgv ? await this.reader.withArgv(flag) : await this.reader.snapshot();
       this.observeAll(snapshot.processes);
       this.ledgerCompleteAt = snapshot.takenAt;
       records = ledger.cellsOfSid(e.sid);

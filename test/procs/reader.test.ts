@@ -74,3 +74,18 @@ test('ps reader children (pgrep -P) match /proc', async () => {
   assert.deepEqual(viaPs, viaProc);
   assert.deepEqual(await new PsProcessReader().children(viaPs[0]!), [], 'a leaf has no children');
 });
+
+test('withArgv returns exactly the processes whose argv holds the token', async () => {
+  const { pid } = await shellWithChild();
+  const reader = new LinuxProcessReader();
+  const found = await reader.withArgv(token);
+  const [child] = await reader.children(pid);
+  const pids = found.processes.map((p) => p.pid);
+  assert.ok(pids.includes(pid), 'the shell carries the token in argv');
+  assert.ok(!pids.includes(child!), 'its sleep child does not');
+  assert.ok(found.processes.every((p) => p.argv.includes(token)));
+  const full = (await reader.snapshot()).processes.find((p) => p.pid === pid);
+  // startedAt is re-estimated from the uptime clock on each read; the identity is startKey.
+  const strip = (p: typeof full) => p && { ...p, startedAt: 0 };
+  assert.deepEqual(strip(found.processes.find((p) => p.pid === pid)), strip(full));
+});
