@@ -51,6 +51,7 @@ Options (all commands):
   --min-age MS          never touch processes younger than this (default 2000)
   --force               kill even when the orphan count trips the safety valve
   --sweep-interval MS   run: full process-table sweep every MS (default 30000)
+  --metrics-port PORT   run: also serve /metrics on 127.0.0.1:PORT
   -h, --help            this help
   -V, --version         the version
 
