@@ -107,8 +107,9 @@ export function parseStat(pid: number, statText: string, cmdline: Buffer, uid: n
   if (close < 0) return null;
   const name = statText.slice(statText.indexOf('(') + 1, close);
   const rest = statText.slice(close + 2).split(' ');
-  // Fields after comm, 0-based: state=0, ppid=1, starttime=19, rss=21.
+  // Fields after comm, 0-based: state=0, ppid=1, flags=6, starttime=19, rss=21.
   const state = rest[0] ?? '?';
+  const flags = Number(rest[6] ?? 0);
   const ppid = Number(rest[1]);
   const startTicks = rest[19] ?? '0';
   const rssPages = Number(rest[21] ?? 0);
@@ -122,6 +123,15 @@ export function parseStat(pid: number, statText: string, cmdline: Buffer, uid: n
     startKey: startTicks,
     startedAt: bootMs + Number(startTicks) * TICK_MS,
     rssBytes: rssPages * PAGE_BYTES,
-    zombie: state === 'Z' || state === 'X',
+    zombie: state === 'Z' || state === 'X' || exiting(flags, cmdline.length),
   };
 }
+
+const PF_EXITING = 0x4;
+const PF_KTHREAD = 0x200000;
+/**
+ * Past the start of exit(): it will never run user code again, but is not yet a zombie.
+ * Its cmdline reads empty once its memory is released, which would look like a changed argv.
+ */
+const exiting = (flags: number, cmdlineBytes: number): boolean =>
+  (flags & PF_EXITING) !== 0 || (cmdlineBytes === 0 && (flags & PF_KTHREAD) === 0);

@@ -64,7 +64,8 @@ export function parsePsOutput(out: string): ProcessInfo[] {
       ppid: Number(m[2]),
       uid: Number(m[3]),
       rssBytes: Number(m[4]) * 1024,
-      zombie: m[5]!.startsWith('Z'),
+      // macOS marks a process that is exiting with E among the state letters.
+      zombie: m[5]!.startsWith('Z') || m[5]!.includes('E'),
       startKey: m[6]!,
       startedAt,
       name: basename(argv[0] ?? ''),
