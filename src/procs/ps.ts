@@ -8,7 +8,8 @@ const FIELDS = 'pid=,ppid=,uid=,rss=,state=,lstart=,args=';
 
 /**
  * macOS (and any other Unix): BSD/procps `ps`. argv arrives space-joined, so it is split on
- * whitespace; the hum signature (compact JSON, flags) survives that. lstart is to the second.
+ * whitespace; the hum signature (compact JSON, flags) survives that. lstart is to the second,
+ * and printed in UTC: local time repeats an hour when DST ends, which would age a process by 1 h.
  */
 export class PsProcessReader implements ProcessReader {
   readonly startPrecisionMs = 1000;
@@ -39,7 +40,7 @@ export class PsProcessReader implements ProcessReader {
 
   private async ps(args: string[]): Promise<string | null> {
     try {
-      const { stdout } = await run('ps', args, { env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 256 << 20 });
+      const { stdout } = await run('ps', args, { env: { ...process.env, LC_ALL: 'C', TZ: 'UTC0' }, maxBuffer: 256 << 20 });
       return stdout;
     } catch (err) {
       // `ps -p` exits 1 when the pid is gone; anything else is a real failure.
@@ -52,13 +53,14 @@ export class PsProcessReader implements ProcessReader {
 // `  123   1   501  20480 S    Thu Dec  3 18:20:07 2026 /path/claude -p …`
 const LINE = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}) ?(.*)$/;
 
+/** Output of `ps -o FIELDS` run with LC_ALL=C and TZ=UTC0, as PsProcessReader runs it. */
 export function parsePsOutput(out: string): ProcessInfo[] {
   const procs: ProcessInfo[] = [];
   for (const line of out.split('\n')) {
     const m = LINE.exec(line);
     if (!m) continue;
     const argv = m[7]!.trim() ? m[7]!.trim().split(/\s+/) : [];
-    const startedAt = Date.parse(m[6]!.replace(/\s+/g, ' '));
+    const startedAt = Date.parse(`${m[6]!.replace(/\s+/g, ' ')} UTC`);
     procs.push({
       pid: Number(m[1]),
       ppid: Number(m[2]),

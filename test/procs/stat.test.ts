@@ -35,3 +35,16 @@ test('parsePsOutput: state Z and macOS E (trying to exit) count as dead', () => 
   assert.equal(exiting!.zombie, true);
   assert.equal(zombie!.zombie, true);
 });
+
+test('parsePsOutput: lstart is UTC (as the reader asks ps for it), so the hour DST repeats is not misread', () => {
+  // Local-time parsing would give the first 01:30 of that night, an hour before the second.
+  const tz = process.env.TZ;
+  process.env.TZ = 'America/New_York';
+  try {
+    const [p] = parsePsOutput('  4242   100   501 204800 S    Sun Nov  1 01:30:00 2026 /usr/local/bin/claude -p');
+    assert.equal(new Date(p!.startedAt).toISOString(), '2026-11-01T01:30:00.000Z');
+  } finally {
+    if (tz === undefined) delete process.env.TZ;
+    else process.env.TZ = tz;
+  }
+});
