@@ -252,27 +252,36 @@ export class Daemon {
 
   private async reapDropped(e: DropEvent, readAt: number): Promise<void> {
     this.stats.evictionsSeen++;
-    const ledger = this.ledger!;
-    let records = ledger.cellsOfSid(e.sid);
-    // Not in the ledger (spawned before we started, or its spawn line was missed): one full
-    // snapshot, unless one taken after this line was written already found nothing. In a
-    // flood of evictions that keeps it to one `ps` per batch, not one per line.
-    if (records.length === 0 && this.ledgerCompleteAt < e.at) {
+    // The ledger knows no live process of the sid (spawned before we started, its spawn line
+    // missed, or only pids that have since died): one scan of the worker children, unless
+    // one taken after this line was written already found nothing. In a flood of evictions
+    // that keeps it to one scan per batch, not one per line.
+    if (!(await this.reapRecorded(e, readAt)) && this.ledgerCompleteAt < e.at) {
       this.log.debug({ event: 'reaper.ledger-miss', sid: e.sid });
       // Every worker child carries the mcp-config flag: only those need a full read.
       const flag = this.config.signature.mcpConfigFlag;
       const snapshot = this.reader.withArgv ? await this.reader.withArgv(flag) : await this.reader.snapshot();
       this.observeAll(snapshot.processes);
       this.ledgerCompleteAt = snapshot.takenAt;
-      records = ledger.cellsOfSid(e.sid);
+      await this.reapRecorded(e, readAt);
     }
-    for (const rec of records) {
-      if (this.inflight.has(rec.pid)) continue;
+  }
+
+  /** Judge (and kill) each live process the ledger holds for the dropped sid; false if none lives. */
+  private async reapRecorded(e: DropEvent, readAt: number): Promise<boolean> {
+    const ledger = this.ledger!;
+    let found = false;
+    for (const rec of ledger.cellsOfSid(e.sid)) {
+      if (this.inflight.has(rec.pid)) {
+        found = true;
+        continue;
+      }
       const p = await this.reader.read(rec.pid);
       if (!p || p.zombie || p.startKey !== rec.startKey) {
         ledger.forget(rec.pid, rec.startKey);
         continue;
       }
+      found = true;
       const verdict = await this.judge(p, e);
       if (verdict?.verdict !== 'orphan' || (verdict.reason !== 'evicted' && verdict.reason !== 'idle-killed')) {
         this.log.debug({ event: 'reaper.skip', pid: p.pid, sid: e.sid, verdict: verdict?.verdict ?? 'no-match', reason: verdict?.reason });
@@ -280,6 +289,7 @@ export class Daemon {
       }
       await this.kill(verdict, e.at, readAt);
     }
+    return found;
   }
 
   /** The pure decision over just this process, its parent, its descendants and us. */
@@ -385,7 +395,9 @@ export class Daemon {
         onKill: (c: Candidate) => this.recordSweepKill(c),
       });
       if (this.config.dryRun) for (const c of report.candidates) this.record(c.verdict, { pid: c.verdict.process.pid, outcome: 'skipped', signal: null, descendants: [] }, 'would-kill', c.verdict.evidence.at);
-      this.observeAll(report.snapshot.processes);
+      // Not the ones this pass killed: they are gone, and the hot path should not look there.
+      const ended = new Set(report.candidates.filter((c) => c.action === 'killed').map((c) => c.verdict.process.pid));
+      this.observeAll(report.snapshot.processes.filter((p) => !ended.has(p.pid)));
       this.ledgerCompleteAt = report.snapshot.takenAt;
       const oldest = Math.min(...report.decision.verdicts.map((v) => v.process.startedAt), Date.now());
       const trimmed = this.window.trimBefore(oldest - WINDOW_MARGIN_MS);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, renameSync, copyFileSync, truncateSync, unlinkSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { cleanupRun, descendants, isAlive, newRunToken, spawnDecoys, startSimWorker, waitFor, type SimWorker } from '../support/sim.js';
 import { runCli, scopedEnv, startDaemon, type RunningDaemon } from '../support/cli.js';
 
@@ -15,10 +16,10 @@ after(async () => {
   for (const t of tokens) await cleanupRun(t);
 });
 
-async function setup(opts: { table?: number } = {}) {
+async function setup(opts: { table?: number; logLevel?: string } = {}) {
   const t = newRunToken();
   tokens.push(t);
-  const w = await startSimWorker({ token: t, table: opts.table ?? 8 });
+  const w = await startSimWorker({ token: t, table: opts.table ?? 8, logLevel: opts.logLevel });
   workers.push(w);
   const stateDir = mkdtempSync(join(tmpdir(), 'hum-reaper-state-'));
   return { t, w, stateDir };
@@ -147,6 +148,26 @@ test('kill -9 of the daemon, evictions while it is down, restart: all applied on
   assert.deepEqual(killsOf(d2).map((e) => e.pid).sort(), [...whileDown].sort(), 'exactly the missed ones, none of the earlier ones again');
   for (const c of (await w.state()).cells) assert.ok(isAlive(c.pid));
   await d2.stop();
+});
+
+test('the ledger holds only a dead pid of the sid: its eviction still kills the live cell at once (INFO log)', async () => {
+  // At INFO there are no spawn lines: the ledger learns cells from sweeps only.
+  const { t, w, stateDir } = await setup({ table: 2, logLevel: 'info' });
+  const sid = `${t}-again`;
+  const first = await w.prompt(sid);
+  const d = daemon(t, w, stateDir, ['--sweep-interval', '60000', '--min-age', '0']);
+  await d.waitForEvent((e) => e.event === 'reaper.sweep');
+  await w.exitCell(sid); // the ledger still holds `first`, now dead
+  assert.ok(await waitFor(() => !isAlive(first.pid), 2000));
+  const again = await w.prompt(sid);
+  await sleep(300); // without spawn lines, "started before the eviction" needs more than a tick between them
+  const others = [await w.prompt(`${t}-x`), await w.prompt(`${t}-y`)];
+  assert.equal(others[1]!.evicted?.pid, again.pid, 'the table of 2 evicted the new cell');
+  assert.ok(await waitFor(() => !isAlive(again.pid), 1500), 'killed by the hot path, not by a sweep a minute later');
+  await d.waitForEvent((e) => e.event === 'reaper.kill' && e.pid === again.pid, 2000);
+  assert.deepEqual(killsOf(d).map((e) => e.pid), [again.pid]);
+  assert.ok(isAlive(others[0]!.pid) && isAlive(others[1]!.pid), 'the live cells live');
+  await d.stop();
 });
 
 test('one daemon per state dir: the second exits 2', async () => {
