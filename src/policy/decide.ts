@@ -83,6 +83,16 @@ export function decide(input: DecideInput): Decision {
     .map((p) => ({ process: p, cell: matchWorkerChild(p.argv, config.signature) }))
     .filter((c): c is { process: ProcessInfo; cell: CellIdentity } => c.cell !== null);
 
+  // The worker this log belongs to, when its children say so: the only worker with a child
+  // spawned on the latest bridge port since that line. Its bridge lines may be older than
+  // the log read for this pass (a connection lives for hours).
+  const onLatestPort = new Set(
+    lastBridge
+      ? cells.filter((c) => c.cell.bridgePort === lastBridge.port && !startedBefore(c.process, lastBridge.at, lastBridge.seq)).map((c) => c.process.ppid)
+      : [],
+  );
+  const logWorker = onLatestPort.size === 1 ? [...onLatestPort][0]! : null;
+
   const verdicts: Verdict[] = cells.map(({ process: p, cell }) => {
     const descendants = descendantsOf(p.pid, childrenOf, (d) => !selfChain.has(d.pid) && !workers.includes(d));
     const base = { process: p, cell, descendants, treeRssBytes: [p, ...descendants].reduce((s, d) => s + d.rssBytes, 0) };
@@ -112,9 +122,12 @@ export function decide(input: DecideInput): Decision {
     );
     if (newer) return orphan('superseded', { at: newer.process.startedAt, detail: `pid ${newer.process.pid} is a newer cell for sid ${cell.sid}` });
 
-    // The log is one worker's; a child belongs to it only if this log announced the child's
-    // port during its parent's life (another worker's children never match).
-    const announced = lastBridge !== null && bridges.some((b) => b.port === cell.bridgePort && b.seq < lastBridge.seq && b.at + precision >= parent.startedAt);
+    // The log is one worker's; a child belongs to it only if its parent is that worker, or
+    // this log announced the child's port during its parent's life (another worker's
+    // children never match).
+    const announced =
+      lastBridge !== null &&
+      (parent.pid === logWorker || bridges.some((b) => b.port === cell.bridgePort && b.seq < lastBridge.seq && b.at + precision >= parent.startedAt));
     if (
       lastBridge &&
       announced &&

@@ -111,6 +111,24 @@ test('stale-connection judges only children whose port this log announced; not w
   assert.equal(verdictOf(partial, 201), 'live');
 });
 
+test('stale-connection when the old bridge-up was not read: a child on the latest port names the log\'s worker', () => {
+  // A connection lives for hours: its bridge-up line can lie before the log read for a pass.
+  const events = [ev({ kind: 'reconnecting', at: T0 + 1000 }), ev({ kind: 'bridge-up', port: 40001, at: T0 + 1100 })];
+  const onNewPort = (pid: number, ppid: number, at: number) => proc({ pid, ppid, argv: childArgv(`sid-${pid}`, 40001), startedAt: at });
+  const d = run([cell(201, 'sid-a', T0), onNewPort(202, 100, T0 + 2000)], events);
+  assert.equal(verdictOf(d, 201), 'orphan:stale-connection');
+  assert.equal(verdictOf(d, 202), 'live');
+  // Nothing ties the worker to this log yet: no verdict on the old port.
+  assert.equal(verdictOf(run([cell(201, 'sid-a', T0)], events), 201), 'live');
+  // Two workers with a child on that port: which one the log belongs to is not known.
+  const worker2 = proc({ pid: 101, name: 'claude-cli-work', argv: ['claude-cli-worker'], startedAt: T0 - 100_000 });
+  const ambiguous = run([worker2, cell(201, 'sid-a', T0), onNewPort(202, 100, T0 + 2000), onNewPort(203, 101, T0 + 3000), proc({ pid: 204, ppid: 101, argv: childArgv('sid-d', 41000), startedAt: T0 })], events);
+  assert.equal(verdictOf(ambiguous, 201), 'live');
+  assert.equal(verdictOf(ambiguous, 204), 'live');
+  // A child on that port from before the line (the port reused) names no worker.
+  assert.equal(verdictOf(run([cell(201, 'sid-a', T0), onNewPort(202, 100, T0 + 500)], events), 201), 'live');
+});
+
 test('unparented: reparented to pid 1 or to a subreaper named in config; log-free', () => {
   const subreaper = proc({ pid: 70, ppid: 1, name: 'systemd', argv: ['/lib/systemd/systemd', '--user'] });
   const d = run([subreaper, cell(201, 'sid-a', T0, { ppid: 1 }), cell(202, 'sid-b', T0, { ppid: 70 })], [], { logComplete: false });
