@@ -78,6 +78,8 @@ export class Daemon {
   /** Pids whose kill is under way, so the sweep and the hot path never act twice. */
   private readonly inflight = new Set<number>();
   private readonly background = new Set<Promise<unknown>>();
+  /** Evictions of cells younger than --min-age, waiting to be judged again. */
+  private readonly retries = new Set<NodeJS.Timeout>();
   private lastCheckpointAt = 0;
   /** When the last full snapshot was put in the ledger: it knew every worker child then. */
   private ledgerCompleteAt = 0;
@@ -137,6 +139,7 @@ export class Daemon {
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     if (this.metricsTimer) clearTimeout(this.metricsTimer);
     if (this.ledgerTimer) clearTimeout(this.ledgerTimer);
+    for (const timer of this.retries) clearTimeout(timer);
     await this.fileTail?.stop();
     await this.commandTail?.stop();
     await this.sweeping;
@@ -283,6 +286,10 @@ export class Daemon {
       }
       found = true;
       const verdict = await this.judge(p, e);
+      if (verdict?.verdict === 'protected' && verdict.reason === 'too-young') {
+        this.judgeWhenOld(p, e, readAt);
+        continue;
+      }
       if (verdict?.verdict !== 'orphan' || (verdict.reason !== 'evicted' && verdict.reason !== 'idle-killed')) {
         this.log.debug({ event: 'reaper.skip', pid: p.pid, sid: e.sid, verdict: verdict?.verdict ?? 'no-match', reason: verdict?.reason });
         continue;
@@ -290,6 +297,15 @@ export class Daemon {
       await this.kill(verdict, e.at, readAt);
     }
     return found;
+  }
+
+  /** Evicted before it was --min-age old (a burst of prompts does that): judged again once it is. */
+  private judgeWhenOld(p: ProcessInfo, e: DropEvent, readAt: number): void {
+    const timer = setTimeout(() => {
+      this.retries.delete(timer);
+      this.track(this.reapRecorded(e, readAt));
+    }, Math.max(0, p.startedAt + this.config.minAgeMs - Date.now()) + this.reader.startPrecisionMs);
+    this.retries.add(timer);
   }
 
   /** The pure decision over just this process, its parent, its descendants and us. */

@@ -170,6 +170,23 @@ test('the ledger holds only a dead pid of the sid: its eviction still kills the 
   await d.stop();
 });
 
+test('a cell evicted before it is --min-age old is killed once it is, not at the next sweep', async () => {
+  // A burst of prompts evicts cells a few ms after their spawn (see the fixtures).
+  const { t, w, stateDir } = await setup({ table: 1 });
+  const d = daemon(t, w, stateDir, ['--sweep-interval', '60000', '--min-age', '1500']);
+  await d.waitForEvent((e) => e.event === 'reaper.sweep');
+  const sent = Date.now();
+  const young = await w.prompt(`${t}-young`);
+  const next = await w.prompt(`${t}-next`);
+  assert.equal(next.evicted?.pid, young.pid);
+  assert.ok(await waitFor(() => !isAlive(young.pid), 4000), 'killed within a few seconds, long before the sweep');
+  const diedAfter = Date.now() - sent;
+  assert.ok(diedAfter >= 1500 - 30, `not before it was --min-age old (died ${diedAfter} ms after its prompt)`);
+  await d.waitForEvent((e) => e.event === 'reaper.kill' && e.pid === young.pid, 2000);
+  assert.ok(isAlive(next.pid), 'the live cell lives');
+  await d.stop();
+});
+
 test('one daemon per state dir: the second exits 2', async () => {
   const { t, w, stateDir } = await setup();
   const d1 = daemon(t, w, stateDir);
