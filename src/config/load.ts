@@ -178,10 +178,11 @@ function setPath(dotted: string, value: unknown): Json {
 function deepMerge(base: Json, over: Json): Json {
   const out: Json = { ...base };
   for (const [k, v] of Object.entries(over)) {
-    const b = out[k];
+    const b = Object.hasOwn(out, k) ? out[k] : undefined;
     const bothObjects = isPlain(b) && isPlain(v);
     const logTypeChange = k === 'log' && bothObjects && (v as Json).type !== undefined && (v as Json).type !== (b as Json).type;
-    out[k] = bothObjects && !logTypeChange ? deepMerge(b as Json, v as Json) : v;
+    // defineProperty: a "__proto__" key from JSON stays a key (and is rejected as unknown).
+    Object.defineProperty(out, k, { value: bothObjects && !logTypeChange ? deepMerge(b as Json, v as Json) : v, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
@@ -204,12 +205,14 @@ function describeIssue(error: z.ZodError, merged: Json, layers: { origin: string
   );
 }
 
-/** The last layer that set this key is the one to blame. */
+/** The last layer that set this key is the one to blame; for a missing key, the last that set its parent. */
 function originOf(path: string[], layers: { origin: string; values: Json }[]): string {
-  for (let i = layers.length - 1; i >= 0; i--) {
-    let v: unknown = layers[i]!.values;
-    for (const k of path) v = isPlain(v) ? v[k] : undefined;
-    if (v !== undefined) return layers[i]!.origin;
+  for (let depth = path.length; depth > 0; depth--) {
+    for (let i = layers.length - 1; i >= 0; i--) {
+      let v: unknown = layers[i]!.values;
+      for (const k of path.slice(0, depth)) v = isPlain(v) && Object.hasOwn(v, k) ? v[k] : undefined;
+      if (v !== undefined) return layers[i]!.origin;
+    }
   }
   return 'defaults';
 }

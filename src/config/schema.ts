@@ -1,6 +1,7 @@
 import { z } from 'zod';
 
-const durationMs = z.number().int().nonnegative();
+// Node's timers hold at most 2^31-1 ms (~24.8 days); a longer one fires at once, in a loop.
+const durationMs = z.number().int().nonnegative().max(2_147_483_647);
 
 /** How a worker child is recognised in the process table: hum's own argv by default. */
 export const SignatureSchema = z.strictObject({

@@ -71,6 +71,17 @@ test('bad config files and values: exit 2 with the key named', () => {
   rejects(() => loadConfig({ env: { HUM_REAPER_DRY_RUN: 'maybe' }, home: dir }), 'E_ENV_VALUE', 'HUM_REAPER_DRY_RUN');
 });
 
+test('durations past what a timer holds, a "__proto__" key, a missing key: named, with the layer to blame', () => {
+  const dir = tmp();
+  // 2^31 ms would fire at once: a sweep loop, not a sweep a month.
+  rejects(() => loadConfig({ flags: { sweepIntervalMs: 2 ** 31 }, env: {}, home: dir }), 'E_CONFIG_VALUE', '"sweepIntervalMs"', 'command line');
+  rejects(() => loadConfig({ flags: { config: file(dir, '{"graceMs": 3000000000}') }, env: {}, home: dir }), 'E_CONFIG_VALUE', '"graceMs"');
+  assert.equal(loadConfig({ flags: { sweepIntervalMs: 2 ** 31 - 1 }, env: {}, home: dir }).config.sweepIntervalMs, 2 ** 31 - 1);
+  rejects(() => loadConfig({ flags: { config: file(dir, '{"__proto__": {"graceMs": -1}}') }, env: {}, home: dir }), 'E_CONFIG_VALUE', 'unknown key', '"__proto__"');
+  const cfg = file(dir, '{"log": {"type": "file"}}');
+  rejects(() => loadConfig({ flags: { config: cfg }, env: {}, platform: 'linux', home: dir }), 'E_CONFIG_VALUE', '"log.path"', cfg);
+});
+
 test('unknown HUM_REAPER_ variables are warned about, not fatal', () => {
   const { warnings } = loadConfig({ env: { HUM_REAPER_GRAEC_MS: '5' }, platform: 'linux', home: tmp() });
   assert.ok(warnings.some((w) => w.includes('HUM_REAPER_GRAEC_MS')));
