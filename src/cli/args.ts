@@ -37,6 +37,12 @@ export function parseCommandArgs(argv: string[], own: Record<string, OptionSpec>
   } catch (err) {
     throw usageError((err as Error).message);
   }
+  // A stray word is never ignored: `reap dry-run` must not reap.
+  const stray = parsed.positionals[0];
+  if (stray !== undefined) {
+    const meant = `--${stray.replace(/^-+/, '')}`;
+    throw usageError(`unexpected argument "${stray}"${meant.slice(2) in { ...common, ...own } ? ` (did you mean ${meant}?)` : ''}`);
+  }
   const v = parsed.values as Record<string, string | boolean | undefined>;
   const flags: ConfigFlags = {};
   if (typeof v.config === 'string') flags.config = v.config;

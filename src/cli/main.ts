@@ -8,6 +8,8 @@ import type { CommandIO } from './reap.js';
 
 interface Command {
   summary: string;
+  /** Takes --json (one JSON object on stdout). */
+  json?: true;
   /** Flags of this command beyond the common ones. */
   options?: Parameters<typeof parseCommandArgs>[1];
   run: (args: CommonArgs, io: CommandIO) => Promise<number>;
@@ -17,11 +19,11 @@ interface Command {
 // the installer (a third of a one-shot run's start-up time).
 const serviceOptions = { launchd: { type: 'boolean' }, systemd: { type: 'boolean' }, print: { type: 'boolean' } } as const;
 const commands: Record<string, Command> = {
-  ps: { summary: 'list the worker children with their verdict (kills nothing)', run: async (a, io) => (await import('./reap.js')).reapCommand('ps', a, io) },
-  reap: { summary: 'kill every orphan and its descendants (--dry-run: only say which)', run: async (a, io) => (await import('./reap.js')).reapCommand('reap', a, io) },
+  ps: { json: true, summary: 'list the worker children with their verdict (kills nothing)', run: async (a, io) => (await import('./reap.js')).reapCommand('ps', a, io) },
+  reap: { json: true, summary: 'kill every orphan and its descendants (--dry-run: only say which)', run: async (a, io) => (await import('./reap.js')).reapCommand('reap', a, io) },
   run: { summary: 'the sidecar: follow the worker log, kill each evicted cell at once, sweep every --sweep-interval', run: async (a, io) => (await import('./run.js')).runCommand(a, io) },
-  status: { summary: 'what the daemon has done (from its state dir) and the orphans right now', run: async (a, io) => (await import('./status.js')).statusCommand(a, io) },
-  doctor: { summary: 'check the worker, its log, the state dir, the daemon: one screen of ✓/✗ with fixes', run: async (a, io) => (await import('./doctor.js')).doctorCommand(a, io) },
+  status: { json: true, summary: 'what the daemon has done (from its state dir) and the orphans right now', run: async (a, io) => (await import('./status.js')).statusCommand(a, io) },
+  doctor: { json: true, summary: 'check the worker, its log, the state dir, the daemon: one screen of ✓/✗ with fixes', run: async (a, io) => (await import('./doctor.js')).doctorCommand(a, io) },
   install: { summary: 'run the reaper as a launchd agent / systemd user unit (--launchd, --systemd, --print, --force)', options: serviceOptions, run: async (a, io) => (await import('./service.js')).installCommand(a, io) },
   uninstall: { summary: 'stop the agent/unit and remove it (--launchd, --systemd, --print)', options: serviceOptions, run: async (a, io) => (await import('./service.js')).uninstallCommand(a, io) },
 };
@@ -73,6 +75,7 @@ export async function main(argv: string[], io: CommandIO): Promise<number> {
     const command = commands[name];
     if (!command) throw new ReaperError('E_USAGE', `unknown command "${name}"; try hum-reaper --help`);
     const args = parseCommandArgs(rest, command.options);
+    if (args.json && !command.json) throw new ReaperError('E_USAGE', `${name} has no --json output (ps, reap, status and doctor do)`);
     if (args.help) {
       io.stdout(usage());
       return 0;

@@ -141,6 +141,27 @@ test('no worker anywhere: says so, exit 0; bad config: exit 2 and nothing killed
   assert.ok(isAlive(first.pid), 'nothing was killed on bad input');
 });
 
+test('a stray word is bad usage, never ignored: `reap dry-run` kills nothing; --json only where there is JSON', async () => {
+  const t = token();
+  const w = await startSimWorker({ token: t, table: 1 });
+  workers.push(w);
+  const evicted = await w.prompt(`${t}-a`);
+  await w.prompt(`${t}-b`);
+  const typo = await runCli(['reap', 'dry-run', '--log', w.logPath], { env: scopedEnv(t), token: t });
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /unexpected argument "dry-run" \(did you mean --dry-run\?\)/);
+  assert.equal(typo.stdout, '');
+  assert.ok(isAlive(evicted.pid), 'the orphan was not reaped on a typo');
+  for (const cmd of ['run', 'install', 'uninstall']) {
+    const r = await runCli([cmd, '--json', '--log', w.logPath], { env: scopedEnv(t), token: t });
+    assert.equal(r.code, 2, `${cmd} --json: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`${cmd} has no --json output`));
+  }
+  const real = await runCli(['reap', '--log', w.logPath], { env: scopedEnv(t), token: t });
+  assert.equal(real.code, 0, real.stderr);
+  assert.ok(await waitFor(() => !isAlive(evicted.pid), 3000), 'the same reap without the typo kills it');
+});
+
 test('missing log: a warning naming the path; the log-free rules still run, log rules do not', async () => {
   const t = token();
   const w = await startSimWorker({ token: t, table: 1 });
