@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../service/atomic.js';
 import { FINGERPRINT_BYTES, type TailPosition } from './file-tail.js';
+import { openLog } from './open-log.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
 
@@ -47,7 +48,7 @@ export async function saveCheckpoint(stateDir: string, logPath: string, position
 export async function positionAt(path: string, offset: number): Promise<TailPosition | null> {
   let fh;
   try {
-    fh = await open(path, 'r');
+    fh = await openLog(path);
   } catch {
     return null;
   }

@@ -2,12 +2,12 @@
 // rotations and restarts. chokidar only says "look now" (a poll timer backs it up, since fs
 // events can be missed); every decision comes from our own stat/fstat and byte-offset reads.
 import { watch, type FSWatcher } from 'chokidar';
-import { constants } from 'node:fs';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LineSplitter, DEFAULT_MAX_LINE_BYTES, type LineCounts } from './lines.js';
 import { errnoCode } from '../errors.js';
+import { openLog } from './open-log.js';
 
 export interface TailPosition {
   dev: number;
@@ -613,7 +613,7 @@ async function openRegular(path: string): Promise<Opened | Exclude<AtPath, { kin
   if (at.kind !== 'file') return at;
   let fh: FileHandle;
   try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    fh = await openLog(path);
   } catch (err) {
     return unusable(err);
   }

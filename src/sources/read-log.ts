@@ -1,4 +1,3 @@
-import { open } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { basename } from 'node:path';
 import { EventCollector, type ParseCounts } from '../events/collect.js';
@@ -7,6 +6,7 @@ import type { WorkerEvent } from '../events/types.js';
 import type { LogSource } from '../config/schema.js';
 import { LineSplitter, type LineCounts } from './lines.js';
 import { errnoCode } from '../errors.js';
+import { openLog } from './open-log.js';
 
 export interface LogRead {
   events: WorkerEvent[];
@@ -44,7 +44,7 @@ function emptyRead(origin: string, warnings: string[], complete = true): LogRead
 export async function readFileSince(path: string, sinceMs: number, opts: ReadOptions = {}): Promise<LogRead> {
   let fh;
   try {
-    fh = await open(path, 'r');
+    fh = await openLog(path);
   } catch (err) {
     return emptyRead(path, [`worker log ${path}: cannot open (${errnoCode(err) ?? String(err)}); using only the log-free rules (superseded, unparented)`], false);
   }
@@ -54,7 +54,10 @@ export async function readFileSince(path: string, sinceMs: number, opts: ReadOpt
   let bytes = 0;
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' });
+    if (!st.isFile()) {
+      await fh.close();
+      return emptyRead(path, [`worker log ${path}: not a regular file; using only the log-free rules (superseded, unparented)`], false);
+    }
     // Read up to the size seen now, so a growing log gives a stable answer.
     const end = st.size;
     const start = await findStartOffset(fh, end, sinceMs - ORDER_SLACK_MS);
@@ -84,7 +87,7 @@ export async function readFileSince(path: string, sinceMs: number, opts: ReadOpt
 /** Where in the file at `path` the lines logged since `sinceMs` begin (0 if unreadable). */
 export async function startOffsetSince(path: string, sinceMs: number): Promise<number> {
   try {
-    const fh = await open(path, 'r');
+    const fh = await openLog(path);
     try {
       const st = await fh.stat();
       return st.isFile() ? await findStartOffset(fh, st.size, sinceMs - ORDER_SLACK_MS) : 0;

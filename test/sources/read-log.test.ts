@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, appendFileSync, openSync, writeSync, closeSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readFileSince, readLogSince } from '../../src/sources/read-log.js';
+import { execFileSync } from 'node:child_process';
+import { readFileSince, readLogSince, startOffsetSince } from '../../src/sources/read-log.js';
+import { positionAt } from '../../src/sources/checkpoint.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hum-reaper-log-'));
 const T0 = Date.UTC(2026, 11, 3, 12, 0, 0);
@@ -96,4 +98,14 @@ test('marker scanning finds exactly the event lines a full decode finds, across 
   const strip = (es: typeof fast.events) => es.filter((e) => e.kind !== 'cell-reused').map(({ seq: _s, ...e }) => e);
   assert.deepEqual(strip(fast.events), strip(full.events));
   assert.equal(fast.events.filter((e) => e.kind === 'spawned-pid').length, Math.ceil(30_000 / 11));
+});
+
+test('a FIFO where the log should be: a warning at once, not a read that waits for a writer', async () => {
+  const fifo = join(dir, 'worker.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const r = await readFileSince(fifo, T0);
+  assert.equal(r.complete, false);
+  assert.match(r.warnings.join('\n'), /worker\.fifo: not a regular file/);
+  assert.equal(await startOffsetSince(fifo, T0), 0);
+  assert.equal(await positionAt(fifo, 100), null);
 });
