@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'E_LOCKED'
   | 'E_LEDGER_UNSAFE'
   | 'E_LOG_SOURCE'
+  | 'E_METRICS_PORT'
   | 'E_SERVICE_TEMPLATE'
   | 'E_SERVICE_EXISTS'
   | 'E_SERVICE_FILE'

@@ -112,6 +112,17 @@ export class Daemon {
     const me = await this.reader.read(this.self.pid);
     this.lock = await acquireLock(config.stateDir, { pid: this.self.pid, startKey: me?.startKey ?? 'unknown' }, (pid) => this.reader.read(pid));
     if (this.lock.replaced) this.log.warn({ event: 'reaper.lock-taken-over', ...this.lock.replaced });
+    try {
+      await this.startLocked();
+    } catch (err) {
+      // An unsafe ledger, a busy metrics port…: leave no lock, server or open ledger behind.
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private async startLocked(): Promise<void> {
+    const { config } = this;
     this.ledger = await Ledger.open(join(config.stateDir, 'ledger.jsonl'), {
       onNotice: (event, fields) => this.log.warn({ event, ...fields }),
     });

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
+import { ReaperError, errnoCode } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
 import type { DaemonStats } from './daemon.js';
 
@@ -71,7 +72,8 @@ export async function writeMetricsFile(stateDir: string, text: string): Promise<
 /** GET /metrics on 127.0.0.1 only: never exposed beyond this machine. */
 export function serveMetrics(port: number, render: () => string): Promise<Server> {
   const server = createServer((req, res) => {
-    if (req.method === 'GET' && (req.url === '/metrics' || req.url === '/')) {
+    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+    if (req.method === 'GET' && (path === '/metrics' || path === '/')) {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
       res.end(render());
     } else {
@@ -79,7 +81,9 @@ export function serveMetrics(port: number, render: () => string): Promise<Server
     }
   });
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err) =>
+      reject(new ReaperError('E_METRICS_PORT', `--metrics-port ${port}: cannot listen on 127.0.0.1:${port} (${errnoCode(err) ?? String(err)})`)),
+    );
     server.listen(port, '127.0.0.1', () => resolve(server));
   });
 }

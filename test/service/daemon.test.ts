@@ -1,8 +1,10 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, copyFileSync, truncateSync, unlinkSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, renameSync, copyFileSync, truncateSync, unlinkSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cleanupRun, descendants, isAlive, newRunToken, spawnDecoys, startSimWorker, waitFor, type SimWorker } from '../support/sim.js';
 import { runCli, scopedEnv, startDaemon, type RunningDaemon } from '../support/cli.js';
@@ -195,6 +197,22 @@ test('one daemon per state dir: the second exits 2', async () => {
   assert.equal(await d2.exited, 2);
   assert.match(d2.stderr(), /E_LOCKED|already running|lock/i);
   await d1.stop();
+});
+
+test('metrics port in use: exit 2 naming the port, and no lock left behind', async () => {
+  const { t, w, stateDir } = await setup();
+  const busy = createServer().listen(0, '127.0.0.1');
+  await once(busy, 'listening');
+  const { port } = busy.address() as { port: number };
+  try {
+    const d = daemon(t, w, stateDir, ['--metrics-port', String(port)]);
+    assert.equal(await d.exited, 2);
+    assert.match(d.stderr(), new RegExp(`--metrics-port ${port}: cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\) \\[E_METRICS_PORT\\]`));
+    assert.doesNotMatch(d.stderr(), /unexpected error|at Server/);
+    assert.equal(existsSync(join(stateDir, 'daemon.lock')), false, 'the lock was released');
+  } finally {
+    busy.close();
+  }
 });
 
 test('unusable state: not a directory, or a ledger that is a symlink: exit 2 with the path named', async () => {
