@@ -237,6 +237,7 @@ export class Daemon {
       this.stats.events++;
       this.stats.lastEventAt = e.at;
       this.window.add(e);
+      if (isDropEvent(e)) this.stats.evictionsSeen++;
       if (this.catchingUp) continue;
       if (e.kind === 'spawned-pid') spawned.push(e.pid);
       else if (isDropEvent(e)) {
@@ -265,7 +266,6 @@ export class Daemon {
   }
 
   private async reapDropped(e: DropEvent, readAt: number): Promise<void> {
-    this.stats.evictionsSeen++;
     // The ledger knows no live process of the sid (spawned before we started, its spawn line
     // missed, or only pids that have since died): one scan of the worker children, unless
     // one taken after this line was written already found nothing. In a flood of evictions

@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, renameSync, copyFileSync, truncateSync, unlinkSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, mkdtempSync, renameSync, copyFileSync, truncateSync, unlinkSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -148,6 +148,9 @@ test('kill -9 of the daemon, evictions while it is down, restart: all applied on
   for (const pid of whileDown) assert.ok(await waitFor(() => !isAlive(pid), 1500), `evicted while down: ${pid} dies at catch-up`);
   for (const pid of whileDown) await d2.waitForEvent((e) => e.event === 'reaper.kill' && e.pid === pid, 2000);
   assert.deepEqual(killsOf(d2).map((e) => e.pid).sort(), [...whileDown].sort(), 'exactly the missed ones, none of the earlier ones again');
+  // metrics.prom is written just after the sweep's log line.
+  const seen = () => Number(/^hum_reaper_evictions_seen_total (\d+)$/m.exec(readFileSync(join(stateDir, 'metrics.prom'), 'utf8'))?.[1]);
+  assert.ok(await waitFor(() => seen() >= whileDown.length, 2000), `the evictions read at catch-up are counted (${seen()})`);
   for (const c of (await w.state()).cells) assert.ok(isAlive(c.pid));
   await d2.stop();
 });
