@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../config/load.js';
@@ -88,14 +88,17 @@ async function logCheck(config: Config, workerRunning: boolean): Promise<Check> 
   }
   const read = await readLogSince(src, Date.now() - 3_600_000, { everyLine: true });
   if (!read.complete) return { name: 'worker log', ok: false, detail: read.warnings.join('; '), fix: src.type === 'command' ? 'check that journalctl can read your user journal' : 'check the file\'s permissions' };
-  const parsed = read.counts.lines - read.counts.skipped;
+  // Lines that really parsed as worker log lines. Not lines − skipped: the collector counts a
+  // blank line neither as skipped nor as parsed, so one blank line would pass any garbage.
+  const parsed = read.counts.events + read.counts.ignored;
+  const blank = read.counts.lines - parsed - read.counts.skipped;
   const lastDrop = read.events.filter((e) => e.kind === 'evicted' || e.kind === 'idle-killed').at(-1);
   // A running worker logs (INFO at least) within an hour; silence means the wrong source.
   const ok = parsed > 0 || (read.counts.lines === 0 && !workerRunning);
   return {
     name: 'worker log',
     ok,
-    detail: `${read.origin}: ${read.counts.lines} lines in the last hour, ${parsed} in a format we parse${read.counts.skipped ? `, ${read.counts.skipped} not` : ''}; last eviction ${lastDrop ? `${formatAge(Date.now() - lastDrop.at)} ago` : 'none in the last hour'}`,
+    detail: `${read.origin}: ${read.counts.lines} lines in the last hour${blank ? ` (${blank} blank)` : ''}, ${parsed} in a format we parse${read.counts.skipped ? `, ${read.counts.skipped} not` : ''}; last eviction ${lastDrop ? `${formatAge(Date.now() - lastDrop.at)} ago` : 'none in the last hour'}`,
     fix: read.counts.lines === 0 ? 'the worker runs but this source has no lines from the last hour: is it the worker\'s stdout log?' : 'the lines are not tracing compact or JSON output; is this the worker\'s stdout log?',
   };
 }
@@ -103,7 +106,9 @@ async function logCheck(config: Config, workerRunning: boolean): Promise<Check> 
 function stateCheck(config: Config, state: DaemonState): Check {
   const dir = config.stateDir;
   if (!existsSync(dir)) return { name: 'state dir', ok: true, detail: `${dir} does not exist yet (created by the daemon on first run)` };
-  const st = lstatSync(dir);
+  // Through a symlink, as the daemon uses it: what counts is the directory it leads to. (The
+  // ledger file itself is still refused if it is a link: Ledger.read checks it.)
+  const st = statSync(dir);
   const uid = process.getuid?.() ?? st.uid;
   const problems: string[] = [];
   if (!st.isDirectory()) problems.push('not a directory');

@@ -115,8 +115,13 @@ const MAX_CORRUPT_NOTICES = 100;
 const COMPACT_RETRY_MS = 60_000;
 
 const OPEN_FLAGS = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
+/** Read-only: never creates; O_NONBLOCK so a FIFO swapped in after the lstat cannot hang the open (the fstat then refuses it). */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 const defaultWriteChunk = async (fh: FileHandle, data: Uint8Array) => (await fh.write(data)).bytesWritten;
+
+/** A ledger loaded by Ledger.read (status, doctor): what it says, and no way to write it. */
+export type LedgerView = Readonly<Pick<Ledger, 'path' | 'corruptLines' | 'cellsOfSid' | 'cellOf' | 'find' | 'recentActions' | 'totals' | 'lastSweep'>>;
 
 export class Ledger {
   /** Lines skipped at open because they were torn or did not parse. */
@@ -146,6 +151,8 @@ export class Ledger {
   private compactedBytes = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** Loaded by Ledger.read: nothing is ever appended, flushed or compacted. */
+  private readOnly = false;
 
   private readonly now: () => number;
   private readonly maxBytes: number;
@@ -153,7 +160,7 @@ export class Ledger {
   private readonly notice: (event: string, fields: object) => void;
   private readonly writeChunk: (fh: FileHandle, data: Uint8Array) => Promise<number>;
 
-  private constructor(readonly path: string, fh: FileHandle, size: number, opts: LedgerOptions) {
+  private constructor(readonly path: string, fh: FileHandle | null, size: number, opts: LedgerOptions) {
     this.fh = fh;
     this.bytes = size;
     this.now = opts.now ?? Date.now;
@@ -191,6 +198,36 @@ export class Ledger {
       await fh.close();
       throw err;
     }
+  }
+
+  /**
+   * Load a ledger without touching it, for readers beside a running daemon (status, doctor):
+   * opened O_RDONLY and closed again before this returns; never creates the file or its
+   * directory, never compacts, never writes (the daemon appends through its own descriptor,
+   * so a rewrite here would swap the inode under it). The same parsing as open() and the same
+   * E_LEDGER_UNSAFE refusals. Null when there is no ledger (or no directory) at `path`.
+   */
+  static async read(path: string, opts: Pick<LedgerOptions, 'now' | 'onNotice'> = {}): Promise<LedgerView | null> {
+    const dir = dirname(path);
+    const existing = await lstat(path).catch((err: unknown) => {
+      if (errnoCode(err) === 'ENOENT') return null;
+      throw stateDirError(dir, err);
+    });
+    if (!existing) return null;
+    await checkDir(path, dir);
+    checkFile(path, existing);
+    const fh = await openLedgerFile(path, READ_FLAGS);
+    let raw: Buffer;
+    try {
+      raw = await fh.readFile();
+    } finally {
+      await fh.close();
+    }
+    const ledger = new Ledger(path, null, raw.length, opts);
+    ledger.readOnly = true;
+    ledger.closed = true;
+    ledger.load(raw.toString('utf8'));
+    return ledger;
   }
 
   // ---- cells -------------------------------------------------------------------------------
@@ -319,6 +356,7 @@ export class Ledger {
   }
 
   private append(rec: LedgerLine): void {
+    if (this.readOnly) return;
     const line = `${JSON.stringify(rec)}\n`;
     this.pending.push(line);
     this.pendingChars += line.length;
@@ -572,10 +610,10 @@ const emptyTotals = (since: number): TotalsRecord => ({
 });
 
 /** O_NOFOLLOW closes the gap between the lstat check and the open; the fstat repeats the checks. */
-async function openLedgerFile(path: string): Promise<FileHandle> {
+async function openLedgerFile(path: string, flags = OPEN_FLAGS): Promise<FileHandle> {
   let fh: FileHandle;
   try {
-    fh = await open(path, OPEN_FLAGS, 0o600);
+    fh = await open(path, flags, 0o600);
   } catch (err) {
     if (errnoCode(err) === 'ELOOP') throw unsafe(path, 'it is a symbolic link');
     throw stateDirError(dirname(path), err);

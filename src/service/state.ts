@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ledger, type ActionRecord, type SweepEntry, type Totals } from '../ledger/ledger.js';
 import type { ProcessReader } from '../procs/types.js';
@@ -25,15 +25,13 @@ export async function readDaemonState(stateDir: string, reader: ProcessReader, r
   } catch {
     state.daemon = null;
   }
-  const ledgerPath = join(stateDir, LEDGER_FILE);
-  if (existsSync(ledgerPath)) {
-    try {
-      const ledger = await Ledger.open(ledgerPath);
-      state.ledger = { totals: ledger.totals(), lastSweep: ledger.lastSweep(), recent: ledger.recentActions(recent), corruptLines: ledger.corruptLines };
-      await ledger.close();
-    } catch (err) {
-      state.ledgerProblem = (err as Error).message;
-    }
+  // Read-only: the daemon may be appending to this file right now through its own descriptor;
+  // a reader must never create, rewrite or compact it (Ledger.open would).
+  try {
+    const ledger = await Ledger.read(join(stateDir, LEDGER_FILE));
+    if (ledger) state.ledger = { totals: ledger.totals(), lastSweep: ledger.lastSweep(), recent: ledger.recentActions(recent), corruptLines: ledger.corruptLines };
+  } catch (err) {
+    state.ledgerProblem = (err as Error).message;
   }
   return state;
 }

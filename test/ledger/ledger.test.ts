@@ -1,11 +1,11 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFile, chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReaperError } from '../../src/errors.js';
-import { Ledger, type ActionEntry, type CellSighting, type LedgerOptions } from '../../src/ledger/ledger.js';
+import { Ledger, type ActionEntry, type CellSighting, type LedgerOptions, type LedgerView } from '../../src/ledger/ledger.js';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -59,7 +59,7 @@ const isUnsafe = (path: string, why: RegExp) => (err: unknown) =>
   err instanceof ReaperError && err.code === 'E_LEDGER_UNSAFE' && err.exitCode === 2 && err.message.includes(path) && why.test(err.message);
 
 /** Everything the ledger exposes, for comparing two opens of one file. */
-function contents(l: Ledger, pids: number[], sids: string[]) {
+function contents(l: LedgerView, pids: number[], sids: string[]) {
   return {
     cells: pids.map((p) => l.cellOf(p)),
     sids: sids.map((s) => l.cellsOfSid(s).map((c) => c.pid)),
@@ -390,4 +390,119 @@ test('a state dir that cannot be created is E_STATE_DIR', async () => {
   await writeFile(join(dir, 'file'), '');
   const path = join(dir, 'file', 'state', 'ledger.jsonl');
   await assert.rejects(Ledger.open(path), (err: unknown) => err instanceof ReaperError && err.code === 'E_STATE_DIR' && err.message.includes(join(dir, 'file', 'state')));
+});
+
+// ---- read-only loading (status, doctor) ----
+
+/** A ledger as a long-running daemon leaves it: ~10 MB of cells, tombstones and actions, no totals line yet, a torn last line. */
+function bigLedgerText(): string {
+  const lines: string[] = [];
+  let bytes = 0;
+  for (let i = 0; bytes < 10 * 1024 * 1024; i++) {
+    const pid = 10_000 + (i % 30_000);
+    const cell = { t: 'cell', ...sighting(pid, `sid-${i % 500}`, { startKey: `k${i}` }), firstSeen: T0 - HOUR + i, lastSeen: T0 - HOUR + i };
+    const act = { t: 'action', ...action(pid, { startKey: `k${i}`, sid: `sid-${i % 500}`, reason: i % 3 ? 'evicted' : 'superseded', at: T0 - HOUR + i }) };
+    const chunk = [JSON.stringify(cell), JSON.stringify(act), ...(i % 2 ? [JSON.stringify({ t: 'forget', pid, startKey: `k${i}`, at: T0 - HOUR + i })] : [])];
+    if (i === 7) chunk.push('garbage from a bad disk');
+    for (const l of chunk) {
+      lines.push(l);
+      bytes += l.length + 1;
+    }
+  }
+  return `${lines.join('\n')}\n{"t":"action","action":"kil`;
+}
+
+test('Ledger.read loads what open loads, and leaves a 10 MB ledger byte for byte and inode unchanged', async () => {
+  const dir = await stateDir();
+  const path = join(dir, 'ledger.jsonl');
+  const text = bigLedgerText();
+  await writeFile(path, text, { mode: 0o600 });
+  const before = await stat(path);
+  assert.ok(before.size > 10 * 1024 * 1024);
+  const n = notices();
+  const view = await Ledger.read(path, { now: clock().now, onNotice: n.onNotice });
+  assert.ok(view);
+  assert.equal(view.corruptLines, 2, 'the garbage line and the torn last line');
+  assert.equal(n.of('ledger.corrupt-line').length, 2);
+  assert.equal(n.of('ledger.compacted').length, 0);
+
+  // Same parsing as the daemon's open (run on a copy: open compacts a file this size).
+  const copy = join(dir, 'copy.jsonl');
+  await copyFile(path, copy);
+  const opened = await Ledger.open(copy, { now: clock().now });
+  const pids = [10_000, 10_001, 10_007, 25_000, 39_999];
+  const sids = ['sid-0', 'sid-1', 'sid-7', 'sid-499'];
+  assert.deepEqual(contents(view, pids, sids), contents(opened, pids, sids));
+  assert.equal(view.corruptLines, opened.corruptLines);
+  assert.ok(view.totals().killedByReason.evicted! > 10_000);
+  await opened.close();
+  assert.ok((await stat(copy)).size < before.size / 2, 'open does compact it (the thing read must not do)');
+
+  const afterRead = await stat(path);
+  assert.equal(afterRead.ino, before.ino, 'same inode');
+  assert.equal(afterRead.size, before.size);
+  assert.equal(afterRead.mtimeMs, before.mtimeMs);
+  assert.ok((await readFile(path, 'utf8')) === text, 'same bytes (no totals line appended, torn line not finished)');
+  assert.deepEqual((await readdir(dir)).sort(), ['copy.jsonl', 'ledger.jsonl'], 'no temp files left');
+
+  // What it returns cannot write either, even past the type: every write path is shut.
+  const asLedger = view as unknown as Ledger;
+  assert.equal(asLedger.observe(sighting(777, 'sid-new')), true);
+  assert.equal(await asLedger.flush(), false);
+  assert.equal(await asLedger.compact(), false);
+  await asLedger.close();
+  assert.ok((await readFile(path, 'utf8')) === text, 'still the same bytes');
+  assert.equal((await stat(path)).ino, before.ino);
+});
+
+test('Ledger.read never creates: a missing ledger or state dir is null and stays missing', async () => {
+  const dir = await stateDir();
+  assert.equal(await Ledger.read(join(dir, 'ledger.jsonl')), null);
+  assert.deepEqual(await readdir(dir), [], 'no ledger file created');
+  const nested = join(dir, 'not', 'yet');
+  assert.equal(await Ledger.read(join(nested, 'ledger.jsonl')), null);
+  assert.deepEqual(await readdir(dir), [], 'no state dir created');
+  await writeFile(join(dir, 'file'), '');
+  await assert.rejects(Ledger.read(join(dir, 'file', 'ledger.jsonl')), (err: unknown) => err instanceof ReaperError && err.code === 'E_STATE_DIR');
+});
+
+test('Ledger.read refuses what open refuses: symlink, dangling symlink, directory, FIFO, world-writable file or dir, other owner', async () => {
+  const dir = await stateDir();
+  const real = join(dir, 'real.jsonl');
+  await writeFile(real, `${JSON.stringify({ t: 'action', ...action(1) })}\n`, { mode: 0o600 });
+  const link = join(dir, 'ledger.jsonl');
+  await symlink(real, link);
+  await assert.rejects(Ledger.read(link), isUnsafe(link, /symbolic link/));
+  const dangling = join(dir, 'dangling.jsonl');
+  await symlink(join(dir, 'nowhere'), dangling);
+  await assert.rejects(Ledger.read(dangling), isUnsafe(dangling, /symbolic link/));
+
+  const asDir = join(dir, 'dir.jsonl');
+  await mkdir(asDir);
+  await assert.rejects(Ledger.read(asDir), isUnsafe(asDir, /not a regular file/));
+  const fifo = join(dir, 'fifo.jsonl');
+  execFileSync('mkfifo', [fifo]);
+  await assert.rejects(Ledger.read(fifo), isUnsafe(fifo, /not a regular file/), 'refused, not hung on the open');
+
+  const open = join(dir, 'open.jsonl');
+  await writeFile(open, '');
+  await chmod(open, 0o666);
+  await assert.rejects(Ledger.read(open), isUnsafe(open, /world-writable \(mode 666\)/));
+
+  const shared = join(dir, 'shared');
+  await mkdir(shared);
+  const inShared = join(shared, 'ledger.jsonl');
+  await writeFile(inShared, '', { mode: 0o600 });
+  await chmod(shared, 0o777);
+  await assert.rejects(Ledger.read(inShared), isUnsafe(inShared, /directory .* world-writable without the sticky bit/));
+  await chmod(shared, 0o1777);
+  assert.ok(await Ledger.read(inShared));
+
+  if (process.getuid?.() === 0) {
+    const theirs = join(dir, 'theirs.jsonl');
+    await writeFile(theirs, '', { mode: 0o600 });
+    await chown(theirs, 65534, 65534);
+    await assert.rejects(Ledger.read(theirs), isUnsafe(theirs, /owned by uid 65534/));
+  }
+  assert.ok((await readFile(real, 'utf8')).endsWith('\n'), 'the link target is untouched');
 });
