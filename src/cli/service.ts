@@ -151,5 +151,6 @@ function forwardedArgs(flags: ConfigFlags): string[] {
   if (flags.graceMs !== undefined) out.push('--grace', String(flags.graceMs));
   if (flags.minAgeMs !== undefined) out.push('--min-age', String(flags.minAgeMs));
   if (flags.sweepIntervalMs !== undefined) out.push('--sweep-interval', String(flags.sweepIntervalMs));
+  if (flags.metricsPort !== undefined && flags.metricsPort > 0) out.push('--metrics-port', String(flags.metricsPort));
   return out;
 }

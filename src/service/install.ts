@@ -29,7 +29,10 @@ export type Step =
   | {
       kind: 'run';
       argv: string[];
-      /** 'not-loaded': a failure only means there was nothing to stop. */
+      /**
+       * 'not-loaded': a failure that says the job was not loaded only means there was nothing
+       * to stop (see notLoaded); any other failure is an error like for every other step.
+       */
       ignoreFailure?: 'not-loaded';
       /** launchctl bootstrap right after a bootout that stopped a job: launchd may still be draining the label. */
       retryWhileDraining?: boolean;
@@ -114,15 +117,22 @@ export function spawnRunner(env: NodeJS.ProcessEnv = process.env, timeoutMs = 12
     new Promise((resolve) => {
       const [command, ...rest] = argv;
       let output = '';
-      const child = spawn(command ?? '', rest, { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+      const child = spawn(command ?? '', rest, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      // Our own timer, not spawn's `timeout`: Node leaves that one running when the spawn fails
+      // (ENOENT), which kept the process alive for timeoutMs after "not found on PATH".
+      const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+      const done = (outcome: RunOutcome) => {
+        clearTimeout(timer);
+        resolve(outcome);
+      };
       child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
       child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
       child.on('error', (err) => {
-        if (errnoCode(err) === 'ENOENT') resolve({ kind: 'missing' });
-        else resolve({ kind: 'exited', code: 126, output: `cannot run: ${err.message}` });
+        if (errnoCode(err) === 'ENOENT') done({ kind: 'missing' });
+        else done({ kind: 'exited', code: 126, output: `cannot run: ${err.message}` });
       });
       child.on('close', (code, signal) =>
-        resolve({ kind: 'exited', code: code ?? 128, output: signal ? `${output}killed by ${signal}` : output }),
+        done({ kind: 'exited', code: code ?? 128, output: signal ? `${output}killed by ${signal}` : output }),
       );
     });
 }
@@ -143,6 +153,16 @@ const sleepMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 // launchctl bootstrap fails with 5 (EIO) or 37 (EALREADY) for a few seconds after a bootout
 // that stopped the job, while launchd still holds the label.
 const DRAINING_CODES = new Set([5, 37]);
+
+// launchctl bootout of a job that is not loaded: 3 (ESRCH, "Boot-out failed: 3: No such process")
+// or 113 ("Could not find service … in domain for …"), depending on the macOS version.
+const NOT_LOADED_CODES = new Set([3, 113]);
+const NOT_LOADED_OUTPUT = /No such process|Could not find service|not loaded/i;
+
+/** Whether a failed `ignoreFailure: 'not-loaded'` step only said there was nothing loaded to stop. */
+export function notLoaded(outcome: RunOutcome): boolean {
+  return outcome.kind === 'exited' && outcome.code !== 0 && (NOT_LOADED_CODES.has(outcome.code) || NOT_LOADED_OUTPUT.test(outcome.output));
+}
 
 export async function applySteps(steps: Step[], opts: ApplyOptions): Promise<void> {
   const sleep = opts.sleep ?? sleepMs;
@@ -172,7 +192,7 @@ export async function applySteps(steps: Step[], opts: ApplyOptions): Promise<voi
         if (outcome.kind === 'missing') {
           throw managerError(`${step.argv[0]} not found on PATH; cannot run "${step.argv.join(' ')}"`, opts.failureNote);
         }
-        if (outcome.code !== 0 && !step.ignoreFailure) {
+        if (outcome.code !== 0 && !(step.ignoreFailure === 'not-loaded' && notLoaded(outcome))) {
           const said = outcome.output.trim().split('\n').slice(0, 5).join(' / ');
           throw managerError(`"${step.argv.join(' ')}" failed (exit ${outcome.code})${said ? `: ${said}` : ''}`, opts.failureNote);
         }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli/main.js';
-import { applySteps, lineDiff, packageEntry, type RunOutcome, type Step } from '../../src/service/install.js';
+import { applySteps, lineDiff, notLoaded, packageEntry, type RunOutcome, type Step } from '../../src/service/install.js';
 import { daemonPath, execWord, executableWord, renderService, templateFile, xmlText } from '../../src/service/render.js';
 
 const GOLDEN = fileURLToPath(new URL('./golden/', import.meta.url));
@@ -24,8 +24,14 @@ interface Sandbox {
 
 type StandIn = 'ok' | 'fail' | 'absent';
 
+/** How `launchctl bootout` ends instead, whatever is loaded: its exit status and what it prints. */
+interface Bootout {
+  code: number;
+  says: string;
+}
+
 /** A temp HOME (its name has a space) and a bin dir with recording launchctl/systemctl. */
-function sandbox(kind: StandIn = 'ok'): Sandbox {
+function sandbox(kind: StandIn = 'ok', bootout?: Bootout): Sandbox {
   const root = mkdtempSync(join(tmpdir(), 'hum-reaper-install-'));
   const home = join(root, 'home dir');
   const bin = join(root, 'bin');
@@ -36,12 +42,13 @@ function sandbox(kind: StandIn = 'ok'): Sandbox {
   // Builtins only: PATH has nothing but this directory.
   const recordLine = `{ printf '%s' "\${0##*/}"; for a in "$@"; do printf '\\t%s' "$a"; done; printf '\\n'; } >> '${record}'`;
   const loaded = join(root, 'launchd-state');
+  const bootoutLine = bootout ? `[ "$1" = bootout ] && { echo '${bootout.says}' >&2; exit ${bootout.code}; }\n` : '';
   const launchctl =
     kind === 'fail'
-      ? `${recordLine}\necho 'Bootstrap failed: 5: Input/output error' >&2\nexit 5\n`
+      ? `${recordLine}\n${bootoutLine}echo 'Bootstrap failed: 5: Input/output error' >&2\nexit 5\n`
       : // bootout fails with 3 (as launchctl does) unless a bootstrap loaded the job.
         `${recordLine}
-state=unloaded; [ -f '${loaded}' ] && read state < '${loaded}'
+${bootoutLine}state=unloaded; [ -f '${loaded}' ] && read state < '${loaded}'
 case "$1" in
   bootstrap) echo loaded > '${loaded}' ;;
   bootout) [ "$state" = loaded ] || { echo 'Boot-out failed: 3: No such process' >&2; exit 3; }; echo unloaded > '${loaded}' ;;
@@ -280,18 +287,98 @@ test('launchd: install writes the plist, boots out (not loaded: fine) and bootst
 });
 
 test('launchd: launchctl failing or absent → exit 1 naming it, plist left in place', async () => {
-  const failing = sandbox('fail');
+  const failing = sandbox('fail', { code: 3, says: 'Boot-out failed: 3: No such process' });
   const f = await run(failing, ['install', '--launchd']);
   assert.equal(f.code, 1);
   assert.ok(f.stderr.includes(`"launchctl bootstrap gui/${uid} ${plistFile(failing)}" failed (exit 5)`), f.stderr);
   assert.ok(existsSync(plistFile(failing)));
-  assert.equal(failing.calls().length, 2, 'bootout failure ignored, bootstrap tried once (nothing was draining)');
+  assert.equal(failing.calls().length, 2, 'bootout "not loaded" is fine, bootstrap tried once (nothing was draining)');
 
   const absent = sandbox('absent');
   const a = await run(absent, ['install', '--launchd']);
   assert.equal(a.code, 1);
   assert.match(a.stderr, /launchctl not found on PATH/);
   assert.ok(a.stderr.includes(`${plistFile(absent)} is written and left in place`), a.stderr);
+});
+
+test('launchd: bootout failing other than "not loaded" → install and uninstall exit 1 naming it, plist left in place', async () => {
+  const sb = sandbox('ok', { code: 5, says: 'Boot-out failed: 5: Input/output error' });
+  const bootout = `"launchctl bootout gui/${uid}/sh.hum.hum-reaper" failed (exit 5): Boot-out failed: 5: Input/output error`;
+
+  // install: the old job may still be loaded, so no bootstrap over it.
+  const i = await run(sb, ['install', '--launchd']);
+  assert.equal(i.code, 1);
+  assert.ok(i.stderr.includes(bootout), i.stderr);
+  assert.ok(i.stderr.includes(`${plistFile(sb)} is written and left in place`), i.stderr);
+  assert.deepEqual(sb.calls(), [['launchctl', 'bootout', `gui/${uid}/sh.hum.hum-reaper`]], 'no bootstrap');
+  assert.ok(existsSync(plistFile(sb)));
+
+  // uninstall: the agent may still be loaded, so its plist stays.
+  const u = await run(sb, ['uninstall', '--launchd']);
+  assert.equal(u.code, 1);
+  assert.ok(u.stderr.includes(bootout), u.stderr);
+  assert.ok(u.stderr.includes(`${plistFile(sb)} is left in place`), u.stderr);
+  assert.match(u.stderr, /\[E_SERVICE_MANAGER\]$/);
+  assert.doesNotMatch(u.stdout, /not loaded|removed|uninstalled/);
+  assert.ok(existsSync(plistFile(sb)), 'not removed while the agent may still be loaded');
+});
+
+for (const bootout of [
+  { code: 3, says: 'Boot-out failed: 3: No such process' },
+  { code: 113, says: 'Could not find service "sh.hum.hum-reaper" in domain for uid: 501' },
+]) {
+  test(`launchd: uninstall when bootout says not loaded (exit ${bootout.code}) → exit 0, plist removed`, async () => {
+    const sb = sandbox('ok', bootout);
+    const i = await run(sb, ['install', '--launchd']);
+    assert.equal(i.code, 0, i.stderr);
+    const u = await run(sb, ['uninstall', '--launchd']);
+    assert.equal(u.code, 0, u.stderr);
+    assert.match(u.stdout, /^ran \(not loaded\): launchctl bootout /m);
+    assert.match(u.stdout, /hum-reaper is uninstalled from launchd/);
+    assert.ok(!existsSync(plistFile(sb)));
+  });
+}
+
+test('notLoaded: launchctl\'s "nothing to stop" answers, by status or by message; nothing else', () => {
+  const exited = (code: number, output = ''): RunOutcome => ({ kind: 'exited', code, output });
+  assert.ok(notLoaded(exited(3, 'Boot-out failed: 3: No such process')));
+  assert.ok(notLoaded(exited(113)));
+  assert.ok(notLoaded(exited(1, 'Could not find service "x" in domain for port')));
+  assert.ok(notLoaded(exited(1, 'Service is not loaded')));
+  assert.ok(!notLoaded(exited(5, 'Boot-out failed: 5: Input/output error')));
+  assert.ok(!notLoaded(exited(37, 'Operation already in progress')));
+  assert.ok(!notLoaded(exited(0)));
+  assert.ok(!notLoaded({ kind: 'missing' }));
+});
+
+// ---- --metrics-port ------------------------------------------------------------------
+
+for (const manager of ['launchd', 'systemd'] as const) {
+  test(`install --${manager} --print --metrics-port: the port reaches the daemon's command line`, async () => {
+    const sb = sandbox();
+    const r = await run(sb, ['install', `--${manager}`, '--print', '--metrics-port', '9100']);
+    assert.equal(r.code, 0, r.stderr);
+    if (manager === 'systemd') assert.match(r.stdout, /^ExecStart=.* run --metrics-port 9100$/m);
+    else assert.match(r.stdout, /<string>run<\/string>\n\t\t<string>--metrics-port<\/string>\n\t\t<string>9100<\/string>\n\t<\/array>/);
+
+    // From the environment it is still dropped (the service would not see it), with a warning.
+    const env = await run(sb, ['install', `--${manager}`, '--print'], { HUM_REAPER_METRICS_PORT: '9100' });
+    assert.equal(env.code, 0, env.stderr);
+    assert.match(env.stderr, /HUM_REAPER_METRICS_PORT is set here but the service will not see it/);
+    assert.doesNotMatch(env.stdout, /metrics-port/);
+
+    // 0 is "no metrics server", the default: nothing to forward.
+    const off = await run(sb, ['install', `--${manager}`, '--print', '--metrics-port', '0']);
+    assert.equal(off.code, 0, off.stderr);
+    assert.doesNotMatch(off.stdout, /metrics-port/);
+  });
+}
+
+test('systemd: install --metrics-port writes it into the unit with the other forwarded flags', async () => {
+  const sb = sandbox();
+  const r = await run(sb, ['install', '--systemd', '--grace', '5s', '--metrics-port', '9100']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(unitFile(sb), 'utf8'), expectedUnit(null, ['--grace', '5000', '--metrics-port', '9100']));
 });
 
 // ---- usage ---------------------------------------------------------------------------
