@@ -9,7 +9,6 @@ export interface CommonArgs {
   version: boolean;
   /** Command-specific options, as strings/booleans, checked by the command. */
   extra: Record<string, string | boolean | undefined>;
-  positionals: string[];
 }
 
 type OptionSpec = { type: 'string' | 'boolean'; short?: string };
@@ -59,7 +58,7 @@ export function parseCommandArgs(argv: string[], own: Record<string, OptionSpec>
     flags.metricsPort = port;
   }
   const extra = Object.fromEntries(Object.entries(v).filter(([k]) => k in own));
-  return { flags, json: v.json === true, help: v.help === true, version: v.version === true, extra, positionals: parsed.positionals };
+  return { flags, json: v.json === true, help: v.help === true, version: v.version === true, extra };
 }
 
 /** Milliseconds: a whole number, optionally with ms/s/m suffix. */

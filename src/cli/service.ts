@@ -35,7 +35,6 @@ interface Machine {
 }
 
 function machine(args: CommonArgs, command: string): Machine {
-  if (args.positionals.length > 0) throw usageError(`${command} takes no arguments (got "${args.positionals.join(' ')}")`);
   if (args.extra.launchd === true && args.extra.systemd === true) throw usageError(`${command}: give --launchd or --systemd, not both`);
   const manager: ServiceManager =
     args.extra.launchd === true ? 'launchd' : args.extra.systemd === true ? 'systemd' : process.platform === 'darwin' ? 'launchd' : 'systemd';
