@@ -2,7 +2,7 @@ import { mkdir, access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { EventCollector } from '../events/collect.js';
-import { EVENT_MARKERS } from '../events/parse.js';
+import { EVENT_MARKERS, parseLogLine } from '../events/parse.js';
 import { isDropEvent, type DropEvent } from '../events/types.js';
 import { EvidenceWindow } from '../events/window.js';
 import { killTree, type KillResult } from '../kill/kill.js';
@@ -214,6 +214,7 @@ export class Daemon {
       path: src.path,
       from,
       markers: EVENT_MARKERS,
+      isWriterLine: (line) => parseLogLine(line) !== null,
       onBatch: (b) => this.onFileBatch(b),
       onNotice: (n) => this.log[n.event === 'tail.error' ? 'warn' : 'info'](n),
     });

@@ -43,7 +43,16 @@ export interface FileTailOptions {
   chunkBytes?: number;
   /** Hand over only lines holding one of these (LineSplitter markers); all lines if absent. */
   markers?: readonly string[];
+  /**
+   * Whether a line is the writer's own. A new file at the path is switched to only once it
+   * holds one: newsyslog writes "logfile turned over" into the file it creates, while a
+   * launchd job goes on writing the renamed one until it restarts. Default: any line.
+   */
+  isWriterLine?: (line: string) => boolean;
 }
+
+/** How much of a new file's head is searched for a writer's line before switching anyway. */
+const WRITER_PROBE_BYTES = 64 * 1024;
 
 /** How much of a file's head identifies it (beyond dev+ino, which the OS reuses). */
 export const FINGERPRINT_BYTES = 1024;
@@ -93,6 +102,9 @@ export class FileTail {
   private readonly pollMs: number;
   private readonly splitter: LineSplitter;
   private readonly buf: Buffer;
+  private readonly isWriterLine: (line: string) => boolean;
+  /** The file at the path last probed for a writer's line and found without one (dev:ino:size). */
+  private probedWithout: string | null = null;
 
   /** The checkpoint still to be resolved against the files on disk (until a file is found). */
   private from: TailPosition | null;
@@ -121,6 +133,7 @@ export class FileTail {
     this.pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
     this.splitter = new LineSplitter(opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, opts.markers);
     this.buf = Buffer.allocUnsafe(Math.max(1, opts.chunkBytes ?? DEFAULT_CHUNK_BYTES));
+    this.isWriterLine = opts.isWriterLine ?? (() => true);
   }
 
   /**
@@ -257,22 +270,24 @@ export class FileTail {
       if (!this.cur || this.stopped) return;
       await this.checkRewritten(this.cur);
       const cur = this.cur;
-      // Look at the path before draining: if it names a new non-empty file, the writer has
-      // moved on, so whatever the old file holds after this drain is all it will ever hold.
+      // Look at the path before draining: if it names a new file holding the writer's lines,
+      // the writer has moved on, so whatever the old file holds after this drain is all it
+      // will ever hold.
       const atPath = await lookAt(this.path);
       const same = atPath.kind === 'file' && atPath.dev === cur.dev && atPath.ino === cur.ino;
+      const moved = !same && atPath.kind === 'file' && atPath.size > 0 && (await this.writerMovedTo(atPath));
       if (!(await this.readToEnd(cur))) return;
       if (same) {
         this.reported = null;
         return;
       }
-      if (atPath.kind === 'file' && atPath.size > 0) {
+      if (moved) {
         if (!(await this.switchTo(cur))) return;
         continue;
       }
-      // The path is gone, empty, or unusable: keep reading the old file meanwhile. A
-      // writer that never reopens its stdout (launchd) goes on writing there, and
-      // logrotate's `create` makes the new file before the writer reopens.
+      // The path is gone, empty, unusable, or holds no line of the writer yet: keep reading
+      // the old file meanwhile. A writer that never reopens its stdout (launchd) goes on
+      // writing there, and logrotate's `create` makes the new file before the writer reopens.
       if (atPath.kind === 'unusable') this.report('tail.error', { reason: atPath.reason, code: atPath.code, following: 'the previous file' });
       else if (atPath.kind === 'missing') this.report('tail.waiting', { following: 'the previous file' });
       return;
@@ -422,6 +437,24 @@ export class FileTail {
     if (size < readTo) return true;
     if (cur.head.length === 0) return false;
     return !(await readHead(cur.fh, cur.head.length)).equals(cur.head);
+  }
+
+  /** Whether the new file at the path holds a line of the writer (or more than we probe). */
+  private async writerMovedTo(at: { dev: number; ino: number; size: number }): Promise<boolean> {
+    const key = `${at.dev}:${at.ino}:${at.size}`;
+    if (key === this.probedWithout) return false;
+    if (at.size > WRITER_PROBE_BYTES) return true;
+    const opened = await openRegular(this.path);
+    if ('kind' in opened) return false;
+    try {
+      const head = await readHead(opened.fh, Math.min(opened.size, WRITER_PROBE_BYTES));
+      const complete = head.subarray(0, head.lastIndexOf(10) + 1).toString('utf8').split('\n');
+      if (complete.some((line) => line !== '' && this.isWriterLine(line))) return true;
+      this.probedWithout = key;
+      return false;
+    } finally {
+      await opened.fh.close();
+    }
   }
 
   /** The old file is drained; now follow the file at the path from 0. */

@@ -2,11 +2,12 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, rmdirSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, rmdirSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileTail, MAX_BATCH_LINES, type TailBatch, type TailNotice, type TailPosition } from '../../src/sources/file-tail.js';
 import { LogWriter, evictionLines, rotate } from '../support/logfile.js';
+import { parseLogLine } from '../../src/events/parse.js';
 import { sleep, waitFor } from '../support/sim.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hum-reaper-tail-'));
@@ -27,7 +28,7 @@ interface Run {
   notices: TailNotice[];
 }
 
-type TailOpts = { path: string; from?: TailPosition | null; pollMs?: number; chunkBytes?: number; onBatch?: (b: TailBatch, run: Run) => Promise<void> };
+type TailOpts = { path: string; from?: TailPosition | null; pollMs?: number; chunkBytes?: number; onBatch?: (b: TailBatch, run: Run) => Promise<void>; isWriterLine?: (line: string) => boolean };
 
 async function withTail(opts: TailOpts, body: (run: Run) => Promise<void>): Promise<TailPosition | null> {
   const run = { lines: [], batches: [], notices: [] } as unknown as Run;
@@ -36,6 +37,7 @@ async function withTail(opts: TailOpts, body: (run: Run) => Promise<void>): Prom
     from: opts.from ?? null,
     pollMs: opts.pollMs ?? 50,
     ...(opts.chunkBytes ? { chunkBytes: opts.chunkBytes } : {}),
+    ...(opts.isWriterLine ? { isWriterLine: opts.isWriterLine } : {}),
     onBatch: async (b) => {
       await opts.onBatch?.(b, run);
       run.batches.push(b);
@@ -224,6 +226,31 @@ test('rename-and-create with delays: the writer keeps writing the old file until
       const rotated = notice(run, 'tail.rotated');
       assert.ok(rotated);
       assert.equal((rotated.previous as TailPosition).offset, statSync(`${path}.1`).size);
+    });
+  } finally {
+    w.close();
+  }
+});
+
+test('newsyslog under launchd: the new file holds only the turnover line, the worker goes on writing the renamed one', async () => {
+  const path = logPath();
+  const w = new LogWriter(path); // launchd opened the job's stdout once; it is never reopened
+  const [a, b, c] = [evictionLines('a', 2), evictionLines('b', 2), evictionLines('c', 2)];
+  const turnover = 'Dec  4 00:00:00 mac newsyslog[123]: logfile turned over';
+  try {
+    await withTail({ path, isWriterLine: (line) => parseLogLine(line) !== null }, async (run) => {
+      w.lines(a);
+      await expectLines(run, a);
+      renameSync(path, `${path}.0`); // newsyslog: rename, create, write its line (no B flag)
+      writeFileSync(path, `${turnover}\n`);
+      await sleep(200);
+      w.lines(b); // the worker still writes the renamed file
+      await expectLines(run, [...a, ...b]);
+      assert.equal(events(run).filter((e) => e === 'tail.rotated').length, 0, 'still on the renamed file');
+      w.reopen(); // the worker restarted: launchd opens the path anew
+      w.lines(c);
+      await expectLines(run, [...a, ...b, turnover, ...c]);
+      assert.equal(events(run).filter((e) => e === 'tail.rotated').length, 1);
     });
   } finally {
     w.close();
