@@ -235,7 +235,7 @@ test('rename-and-create with delays: the writer keeps writing the old file until
 test('newsyslog under launchd: the new file holds only the turnover line, the worker goes on writing the renamed one', async () => {
   const path = logPath();
   const w = new LogWriter(path); // launchd opened the job's stdout once; it is never reopened
-  const [a, b, c] = [evictionLines('a', 2), evictionLines('b', 2), evictionLines('c', 2)];
+  const [a, b, z, c] = [evictionLines('a', 2), evictionLines('b', 2), evictionLines('z', 2), evictionLines('c', 2)];
   const turnover = 'Dec  4 00:00:00 mac newsyslog[123]: logfile turned over';
   try {
     await withTail({ path, isWriterLine: (line) => parseLogLine(line) !== null }, async (run) => {
@@ -246,11 +246,15 @@ test('newsyslog under launchd: the new file holds only the turnover line, the wo
       await sleep(200);
       w.lines(b); // the worker still writes the renamed file
       await expectLines(run, [...a, ...b]);
+      unlinkSync(`${path}.0`); // compressed away (newsyslog Z): the worker's fd and ours live on
+      w.lines(z);
+      await expectLines(run, [...a, ...b, ...z]);
       assert.equal(events(run).filter((e) => e === 'tail.rotated').length, 0, 'still on the renamed file');
       w.reopen(); // the worker restarted: launchd opens the path anew
       w.lines(c);
-      await expectLines(run, [...a, ...b, turnover, ...c]);
-      assert.equal(events(run).filter((e) => e === 'tail.rotated').length, 1);
+      await expectLines(run, [...a, ...b, ...z, turnover, ...c]);
+      // The file it leaves is deleted by then: "recreated", as after delete-and-recreate.
+      assert.deepEqual(events(run).filter((e) => e === 'tail.rotated' || e === 'tail.recreated'), ['tail.recreated']);
     });
   } finally {
     w.close();
