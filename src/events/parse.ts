@@ -29,6 +29,18 @@ export function parseTimestamp(date: string, fraction = ''): number {
 let lastDate = '';
 let lastWhole = NaN;
 
+const JSON_TIMESTAMP = /"timestamp"\s*:\s*"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?Z"/;
+
+/**
+ * The timestamp of a line, from its first bytes alone (a JSON line cut short does not
+ * parse, but its timestamp can still be read); NaN when it has none.
+ */
+export function lineTimestamp(head: string): number {
+  const line = stripAnsi(head);
+  const m = line.startsWith('{') ? JSON_TIMESTAMP.exec(line) : COMPACT.exec(line);
+  return m ? parseTimestamp(m[1]!, m[2]) : NaN;
+}
+
 /** Parse one line (no trailing newline) of compact or JSON `tracing` output; null if it is neither. */
 export function parseLogLine(text: string): LogLine | null {
   const line = stripAnsi(text.endsWith('\r') ? text.slice(0, -1) : text);

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { basename } from 'node:path';
 import { EventCollector, type ParseCounts } from '../events/collect.js';
-import { EVENT_MARKERS, parseLogLine } from '../events/parse.js';
+import { EVENT_MARKERS, lineTimestamp } from '../events/parse.js';
 import type { WorkerEvent } from '../events/types.js';
 import type { LogSource } from '../config/schema.js';
 import { LineSplitter, type LineCounts } from './lines.js';
@@ -117,8 +117,8 @@ async function findStartOffset(fh: import('node:fs/promises').FileHandle, size: 
       if (lineStart >= chunk.length) break;
       const nl = chunk.indexOf(10, lineStart);
       const head = chunk.subarray(lineStart, nl < 0 ? Math.min(chunk.length, lineStart + 512) : Math.min(nl, lineStart + 512));
-      const at = parseLogLine(head.toString('utf8'))?.at;
-      if (at !== undefined) {
+      const at = lineTimestamp(head.toString('utf8'));
+      if (!Number.isNaN(at)) {
         if (at < cutoffMs) return chunkStart + lineStart;
         break; // this chunk is newer than the cutoff: look further back
       }

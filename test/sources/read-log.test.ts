@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, appendFileSync, openSync, writeSync, closeSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, appendFileSync, openSync, writeSync, closeSync, mkdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -108,4 +108,17 @@ test('a FIFO where the log should be: a warning at once, not a read that waits f
   assert.match(r.warnings.join('\n'), /worker\.fifo: not a regular file/);
   assert.equal(await startOffsetSince(fifo, T0), 0);
   assert.equal(await positionAt(fifo, 100), null);
+});
+
+test('JSON lines longer than the 512 bytes the walk-back looks at: still only the tail is read', async () => {
+  const path = join(dir, 'long-json.log');
+  const json = (ms: number, sid: string, pad: number) =>
+    `${JSON.stringify({ timestamp: ts(ms), level: 'WARN', fields: { message: 'worker.cell.evict.lru', evicted_sid: sid, detail: 'x'.repeat(pad) } })}\n`;
+  const fd = openSync(path, 'w');
+  for (let i = 0; i < 8000; i++) writeSync(fd, json(T0 - 3_600_000 + i, `sid-old-${i}`, 700));
+  for (let i = 0; i < 5; i++) writeSync(fd, json(T0 + i, `sid-new-${i}`, 700));
+  closeSync(fd);
+  const r = await readFileSince(path, T0);
+  assert.deepEqual(r.events.map((e) => (e as { sid: string }).sid).filter((s) => s.startsWith('sid-new')), Array.from({ length: 5 }, (_, i) => `sid-new-${i}`));
+  assert.ok(r.bytes <= 2 << 20, `read ${r.bytes} bytes of ${statSync(path).size}`);
 });
