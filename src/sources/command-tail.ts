@@ -50,6 +50,20 @@ export class CommandTail {
     await this.chain;
   }
 
+  /** A batch whose handling failed is offered again (stdout stays paused), never skipped. */
+  private async deliver(lines: string[], argv: string[]): Promise<void> {
+    for (let retryMs = 250; ; retryMs = Math.min(retryMs * 2, 5000)) {
+      try {
+        await this.opts.onBatch(lines);
+        return;
+      } catch (err) {
+        this.opts.onNotice?.({ event: 'source.error', argv, error: String(err), retryMs });
+      }
+      if (this.stopped) return;
+      await new Promise((r) => setTimeout(r, retryMs));
+    }
+  }
+
   private argv(): string[] {
     const argv = [...this.opts.argv];
     if (basename(argv[0] ?? '') === 'journalctl') {
@@ -75,10 +89,7 @@ export class CommandTail {
       this.splitter.push(chunk, (line) => lines.push(line));
       if (lines.length === 0) return;
       child.stdout!.pause();
-      this.chain = this.chain
-        .then(() => this.opts.onBatch(lines))
-        .catch((err: unknown) => this.opts.onNotice?.({ event: 'source.error', argv, error: String(err) }))
-        .finally(() => child.stdout!.resume());
+      this.chain = this.chain.then(() => this.deliver(lines, argv)).finally(() => child.stdout!.resume());
     });
     child.stderr!.on('data', (d: Buffer) => {
       if (stderr.length < 2000) stderr += d.toString();

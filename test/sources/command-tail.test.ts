@@ -75,3 +75,25 @@ test('a command that does not exist is reported, retried, never thrown', async (
   }
   assert.ok(notices.some((n) => n.event === 'source.error' && String(n.error).includes('ENOENT')));
 });
+
+test('a batch whose handling fails is offered again, not skipped', async () => {
+  const seen: string[] = [];
+  const notices: CommandNotice[] = [];
+  let calls = 0;
+  const tail = new CommandTail({
+    argv: ['sh', '-c', 'echo first; sleep 0.3; echo second; exec sleep 5'],
+    onBatch: async (lines) => {
+      if (++calls === 1) throw new Error('disk full');
+      seen.push(...lines);
+    },
+    onNotice: (n) => notices.push(n),
+  });
+  tail.start();
+  try {
+    assert.ok(await waitFor(() => seen.length >= 2, 5000), `got ${JSON.stringify(seen)}`);
+  } finally {
+    await tail.stop();
+  }
+  assert.deepEqual(seen, ['first', 'second']);
+  assert.ok(notices.some((n) => n.event === 'source.error' && String(n.error).includes('disk full')));
+});
