@@ -79,7 +79,7 @@ export class Daemon {
   private readonly inflight = new Set<number>();
   private readonly background = new Set<Promise<unknown>>();
   /** Evictions of cells younger than --min-age, waiting to be judged again. */
-  private readonly retries = new Set<NodeJS.Timeout>();
+  private readonly retries = new Map<number, NodeJS.Timeout>();
   private lastCheckpointAt = 0;
   /** When the last full snapshot was put in the ledger: it knew every worker child then. */
   private ledgerCompleteAt = 0;
@@ -150,7 +150,7 @@ export class Daemon {
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     if (this.metricsTimer) clearTimeout(this.metricsTimer);
     if (this.ledgerTimer) clearTimeout(this.ledgerTimer);
-    for (const timer of this.retries) clearTimeout(timer);
+    for (const timer of this.retries.values()) clearTimeout(timer);
     await this.fileTail?.stop();
     await this.commandTail?.stop();
     await this.sweeping;
@@ -267,10 +267,11 @@ export class Daemon {
   }
 
   private async reapDropped(e: DropEvent, readAt: number): Promise<void> {
-    // The ledger knows no live process of the sid (spawned before we started, its spawn line
-    // missed, or only pids that have since died): one scan of the worker children, unless
-    // one taken after this line was written already found nothing. In a flood of evictions
-    // that keeps it to one scan per batch, not one per line.
+    // The ledger holds no process of the sid that this line condemns (it spawned before we
+    // started, its spawn line was missed or is still being read, or the ledger knows only
+    // dead or fresh pids): one scan of the worker children, unless one taken after this
+    // line was written already found nothing. In a flood of evictions that keeps it to one
+    // scan per batch, not one per line.
     if (!(await this.reapRecorded(e, readAt)) && this.ledgerCompleteAt < e.at) {
       this.log.debug({ event: 'reaper.ledger-miss', sid: e.sid });
       // Every worker child carries the mcp-config flag: only those need a full read.
@@ -282,13 +283,13 @@ export class Daemon {
     }
   }
 
-  /** Judge (and kill) each live process the ledger holds for the dropped sid; false if none lives. */
+  /** Judge each live process the ledger holds for the dropped sid and kill the condemned; false if none was. */
   private async reapRecorded(e: DropEvent, readAt: number): Promise<boolean> {
     const ledger = this.ledger!;
-    let found = false;
+    let condemned = false;
     for (const rec of ledger.cellsOfSid(e.sid)) {
       if (this.inflight.has(rec.pid)) {
-        found = true;
+        condemned = true;
         continue;
       }
       const p = await this.reader.read(rec.pid);
@@ -296,7 +297,6 @@ export class Daemon {
         ledger.forget(rec.pid, rec.startKey);
         continue;
       }
-      found = true;
       const verdict = await this.judge(p, e);
       if (verdict?.verdict === 'protected' && verdict.reason === 'too-young') {
         this.judgeWhenOld(p, e, readAt);
@@ -306,18 +306,20 @@ export class Daemon {
         this.log.debug({ event: 'reaper.skip', pid: p.pid, sid: e.sid, verdict: verdict?.verdict ?? 'no-match', reason: verdict?.reason });
         continue;
       }
+      condemned = true;
       await this.kill(verdict, e.at, readAt);
     }
-    return found;
+    return condemned;
   }
 
   /** Evicted before it was --min-age old (a burst of prompts does that): judged again once it is. */
   private judgeWhenOld(p: ProcessInfo, e: DropEvent, readAt: number): void {
+    if (this.retries.has(p.pid)) return;
     const timer = setTimeout(() => {
-      this.retries.delete(timer);
+      this.retries.delete(p.pid);
       this.track(this.reapRecorded(e, readAt));
     }, Math.max(0, p.startedAt + this.config.minAgeMs - Date.now()) + this.reader.startPrecisionMs);
-    this.retries.add(timer);
+    this.retries.set(p.pid, timer);
   }
 
   /** The pure decision over just this process, its parent, its descendants and us. */

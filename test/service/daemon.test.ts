@@ -175,6 +175,21 @@ test('the ledger holds only a dead pid of the sid: its eviction still kills the 
   await d.stop();
 });
 
+test('the ledger knows only a hand-started process of the evicted sid: the worker\'s cell is still found and killed at once', async () => {
+  const { t, w, stateDir } = await setup({ table: 1, logLevel: 'info' });
+  const sid = `${t}-shared`;
+  const decoys = await spawnDecoys(t, { port: w.initialPort, sid }); // someone's own process with that sid
+  const d = daemon(t, w, stateDir, ['--sweep-interval', '60000']);
+  await d.waitForEvent((e) => e.event === 'reaper.sweep'); // the ledger now holds the decoy
+  const cell = await w.prompt(sid); // INFO: no spawn line, so the ledger does not learn it
+  await sleep(300);
+  assert.equal((await w.prompt(`${t}-next`)).evicted?.pid, cell.pid);
+  await d.waitForEvent((e) => e.event === 'reaper.kill' && e.pid === cell.pid, 2000);
+  assert.ok(isAlive(decoys.handStarted), 'the hand-started process lives');
+  assert.deepEqual(killsOf(d).map((e) => e.pid), [cell.pid]);
+  await d.stop();
+});
+
 test('a cell evicted before it is --min-age old is killed once it is, not at the next sweep', async () => {
   // A burst of prompts evicts cells a few ms after their spawn (see the fixtures).
   const { t, w, stateDir } = await setup({ table: 1 });
