@@ -78,21 +78,40 @@ export class LinuxProcessReader implements ProcessReader {
 
   async children(pid: number): Promise<number[]> {
     // /proc/<pid>/task/<tid>/children lists each thread's children (CONFIG_PROC_CHILDREN).
+    let tids: string[];
     try {
-      const out: number[] = [];
-      for (const tid of readdirSync(`${this.procRoot}/${pid}/task`)) {
-        let text = '';
-        try {
-          text = readFileSync(`${this.procRoot}/${pid}/task/${tid}/children`, 'utf8');
-        } catch {
-          continue;
-        }
-        for (const c of text.split(' ')) if (c) out.push(Number(c));
-      }
-      return out;
+      tids = readdirSync(`${this.procRoot}/${pid}/task`);
     } catch {
       return [];
     }
+    const out: number[] = [];
+    let listed = false;
+    for (const tid of tids) {
+      let text: string;
+      try {
+        text = readFileSync(`${this.procRoot}/${pid}/task/${tid}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      listed = true;
+      for (const c of text.split(' ')) if (c) out.push(Number(c));
+    }
+    // A kernel built without it: every process's ppid instead (a scan of /proc).
+    return listed ? out : this.childrenByScan(pid);
+  }
+
+  private childrenByScan(pid: number): number[] {
+    const out: number[] = [];
+    for (const name of readdirSync(this.procRoot)) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const stat = readFileSync(`${this.procRoot}/${name}/stat`, 'utf8');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(name));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return out;
   }
 
   private refreshBootTime(): void {

@@ -1,6 +1,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { LinuxProcessReader } from '../../src/procs/linux.js';
 import { PsProcessReader } from '../../src/procs/ps.js';
 import { cleanupRun, newRunToken, RUN_ENV, waitFor, isAlive } from '../support/sim.js';
@@ -44,6 +47,24 @@ test('Linux /proc reader: exact argv, ppid, uid, start time, rss, children', asy
   await waitFor(() => !isAlive(pid));
   const gone = await reader.read(pid);
   assert.ok(gone === null || gone.zombie);
+});
+
+test('Linux /proc reader on a kernel without task/<tid>/children: children found by ppid', async () => {
+  const { pid } = await shellWithChild();
+  const [child] = await new LinuxProcessReader().children(pid);
+  assert.ok(child);
+  // A /proc of copies of just these two processes, with task/ but no children files.
+  const root = mkdtempSync(join(tmpdir(), 'hum-reaper-proc-'));
+  copyFileSync('/proc/uptime', join(root, 'uptime'));
+  for (const p of [pid, child]) {
+    mkdirSync(join(root, String(p), 'task', String(p)), { recursive: true });
+    for (const f of ['stat', 'cmdline']) writeFileSync(join(root, String(p), f), readFileSync(`/proc/${p}/${f}`));
+  }
+  const reader = new LinuxProcessReader(root);
+  assert.deepEqual(await reader.children(pid), [child]);
+  assert.deepEqual(await reader.children(child), []);
+  process.kill(child, 'SIGKILL');
+  process.kill(pid, 'SIGKILL');
 });
 
 test('ps reader (the macOS path, run for real) agrees with /proc on pid, ppid, uid and start', async () => {
