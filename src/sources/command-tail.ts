@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
 import { LineSplitter } from './lines.js';
+
+const RESUME_MARGIN_MS = 60_000;
 
 export type CommandNotice = { event: 'source.started' | 'source.exited' | 'source.error'; argv: string[]; [k: string]: unknown };
 
@@ -28,13 +30,21 @@ export class CommandTail {
   private backoffMs = 500;
   private restartTimer: NodeJS.Timeout | null = null;
   private chain: Promise<void> = Promise.resolve();
+  private sinceMs: number | undefined;
+  /** When the command last printed something: where a restart without a cursor resumes. */
+  private lastDataAt: number | null = null;
   readonly splitter: LineSplitter;
 
   constructor(private readonly opts: CommandTailOptions) {
     this.splitter = new LineSplitter(undefined, opts.markers);
+    this.sinceMs = opts.sinceMs;
   }
 
   start(): void {
+    // A cursor left by an earlier run is not trusted: journalctl -f may never have updated it
+    // (systemd 252 and older), and lines it printed into the pipe as we stopped were never
+    // read. The history since sinceMs is read instead (acting on a line twice is harmless).
+    if (this.opts.cursorFile !== undefined && this.sinceMs !== undefined) rmSync(this.opts.cursorFile, { force: true });
     this.launch();
   }
 
@@ -70,7 +80,7 @@ export class CommandTail {
       if (this.opts.cursorFile) argv.push(`--cursor-file=${this.opts.cursorFile}`);
       // journalctl takes a cursor or a start time, not both; the cursor wins once it exists.
       const resuming = this.opts.cursorFile !== undefined && existsSync(this.opts.cursorFile);
-      if (this.opts.sinceMs !== undefined && !resuming) argv.push(`--since=@${Math.floor(this.opts.sinceMs / 1000)}`);
+      if (this.sinceMs !== undefined && !resuming) argv.push(`--since=@${Math.floor(this.sinceMs / 1000)}`);
     }
     return argv;
   }
@@ -85,6 +95,7 @@ export class CommandTail {
     let stderr = '';
     this.opts.onNotice?.({ event: 'source.started', argv });
     child.stdout!.on('data', (chunk: Buffer) => {
+      this.lastDataAt = Date.now();
       const lines: string[] = [];
       this.splitter.push(chunk, (line) => lines.push(line));
       if (lines.length === 0) return;
@@ -100,6 +111,8 @@ export class CommandTail {
       if (this.stopped) return;
       // A command that ran a while before exiting starts over at the short backoff.
       if (Date.now() - started > 60_000) this.backoffMs = 500;
+      // Without a cursor (journalctl did not write one), resume a little before the last line.
+      if (this.sinceMs !== undefined && this.lastDataAt !== null) this.sinceMs = Math.max(this.sinceMs, this.lastDataAt - RESUME_MARGIN_MS);
       this.opts.onNotice?.({ event: 'source.exited', argv, code, signal, stderr: stderr.trim().slice(0, 500), retryMs: this.backoffMs });
       this.restartTimer = setTimeout(() => this.launch(), this.backoffMs);
       this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs ?? 30_000);

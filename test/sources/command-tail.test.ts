@@ -64,6 +64,28 @@ test('follows a command, restarts it with growing backoff, resumes from its curs
   assert.equal(notices.find((n) => n.event === 'source.exited')?.code, 3);
 });
 
+test('a cursor left by an earlier run is not trusted at start; without a cursor, a restart resumes near the last line', async () => {
+  // A journalctl that never writes its cursor file, as `-f` on systemd 252 and older.
+  const path = join(dir, 'journalctl');
+  const argvFile = join(dir, 'argv-nocursor.txt');
+  writeFileSync(path, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvFile}'\necho line\nexit 3\n`);
+  chmodSync(path, 0o755);
+  const cursorFile = join(dir, 'stale.cursor');
+  writeFileSync(cursorFile, 'cursor-from-an-earlier-run\n');
+  const sinceMs = Date.now() - 3_600_000;
+  const notices: CommandNotice[] = [];
+  const tail = new CommandTail({ argv: [path, '-f'], cursorFile, sinceMs, onBatch: async () => undefined, onNotice: (n) => notices.push(n), maxBackoffMs: 200 });
+  tail.start();
+  try {
+    assert.ok(await waitFor(() => notices.filter((n) => n.event === 'source.exited').length >= 2, 5000));
+  } finally {
+    await tail.stop();
+  }
+  const since = readFileSync(argvFile, 'utf8').trim().split('\n').map((r) => Number(/--since=@(\d+)/.exec(r)?.[1]) * 1000);
+  assert.equal(since[0], Math.floor(sinceMs / 1000) * 1000, 'the first run reads the history, not the stale cursor');
+  assert.ok(since[1]! >= Date.now() - 120_000, `the second run resumes near the last line, not an hour back (${new Date(since[1]!).toISOString()})`);
+});
+
 test('a command that does not exist is reported, retried, never thrown', async () => {
   const notices: CommandNotice[] = [];
   const tail = new CommandTail({ argv: [join(dir, 'no-such-command')], onBatch: async () => undefined, onNotice: (n) => notices.push(n), maxBackoffMs: 200 });
