@@ -41,9 +41,9 @@ export class CommandTail {
   }
 
   start(): void {
-    // A cursor left by an earlier run is not trusted: journalctl -f may never have updated it
-    // (some systemd versions do not), and lines it printed into the pipe as we stopped were never
-    // read. The history since sinceMs is read instead (acting on a line twice is harmless).
+    // A cursor left by an earlier run is not trusted: journalctl -f may never have updated
+    // it (some systemd versions do not), and lines it printed into the pipe as we stopped
+    // were never read. The history since sinceMs is read instead (a line twice is harmless).
     if (this.opts.cursorFile !== undefined && this.sinceMs !== undefined) rmSync(this.opts.cursorFile, { force: true });
     this.launch();
   }
