@@ -344,46 +344,53 @@ test('concurrent flushes write in order', async () => {
   assert.deepEqual(pids, Array.from({ length: 50 }, (_, i) => 600 + i));
 });
 
-test('refused with E_LEDGER_UNSAFE: symlink, dangling symlink, directory, FIFO, world-writable file, world-writable dir', async () => {
-  const dir = await stateDir();
-  const real = join(dir, 'real.jsonl');
-  await writeFile(real, '', { mode: 0o600 });
-  const link = join(dir, 'ledger.jsonl');
-  await symlink(real, link);
-  await assert.rejects(Ledger.open(link), isUnsafe(link, /symbolic link/));
-  const dangling = join(dir, 'dangling.jsonl');
-  await symlink(join(dir, 'nowhere'), dangling);
-  await assert.rejects(Ledger.open(dangling), isUnsafe(dangling, /symbolic link/));
-  await assert.rejects(readFile(join(dir, 'nowhere')), { code: 'ENOENT' }, 'nothing created through the link');
+// The daemon's open and the read-only load of status/doctor refuse the same files.
+const loaders = {
+  open: async (path: string) => (await Ledger.open(path)).close(),
+  read: async (path: string) => void (await Ledger.read(path)),
+};
+for (const [name, load] of Object.entries(loaders)) {
+  test(`Ledger.${name} refuses with E_LEDGER_UNSAFE: symlink, dangling symlink, directory, FIFO, world-writable file or dir, other owner`, async (t) => {
+    const dir = await stateDir();
+    const real = join(dir, 'real.jsonl');
+    await writeFile(real, `${JSON.stringify({ t: 'action', ...action(1) })}\n`, { mode: 0o600 });
+    const link = join(dir, 'ledger.jsonl');
+    await symlink(real, link);
+    await assert.rejects(load(link), isUnsafe(link, /symbolic link/));
+    const dangling = join(dir, 'dangling.jsonl');
+    await symlink(join(dir, 'nowhere'), dangling);
+    await assert.rejects(load(dangling), isUnsafe(dangling, /symbolic link/));
+    await assert.rejects(readFile(join(dir, 'nowhere')), { code: 'ENOENT' }, 'nothing created through the link');
 
-  const asDir = join(dir, 'dir.jsonl');
-  await mkdir(asDir);
-  await assert.rejects(Ledger.open(asDir), isUnsafe(asDir, /not a regular file/));
-  const fifo = join(dir, 'fifo.jsonl');
-  execFileSync('mkfifo', [fifo]);
-  await assert.rejects(Ledger.open(fifo), isUnsafe(fifo, /not a regular file/));
+    const asDir = join(dir, 'dir.jsonl');
+    await mkdir(asDir);
+    await assert.rejects(load(asDir), isUnsafe(asDir, /not a regular file/));
+    const fifo = join(dir, 'fifo.jsonl');
+    execFileSync('mkfifo', [fifo]);
+    await assert.rejects(load(fifo), isUnsafe(fifo, /not a regular file/), 'refused, not hung on the open');
 
-  const open = join(dir, 'open.jsonl');
-  await writeFile(open, '');
-  await chmod(open, 0o666);
-  await assert.rejects(Ledger.open(open), isUnsafe(open, /world-writable \(mode 666\)/));
+    const open = join(dir, 'open.jsonl');
+    await writeFile(open, '');
+    await chmod(open, 0o666);
+    await assert.rejects(load(open), isUnsafe(open, /world-writable \(mode 666\)/));
 
-  const shared = join(dir, 'shared');
-  await mkdir(shared);
-  await chmod(shared, 0o777);
-  const inShared = join(shared, 'ledger.jsonl');
-  await assert.rejects(Ledger.open(inShared), isUnsafe(inShared, /directory .* world-writable without the sticky bit/));
-  await chmod(shared, 0o1777); // like /tmp: others cannot replace our file
-  const ok = await Ledger.open(inShared);
-  await ok.close();
-});
+    const shared = join(dir, 'shared');
+    await mkdir(shared);
+    const inShared = join(shared, 'ledger.jsonl');
+    await writeFile(inShared, '', { mode: 0o600 });
+    await chmod(shared, 0o777);
+    await assert.rejects(load(inShared), isUnsafe(inShared, /directory .* world-writable without the sticky bit/));
+    await chmod(shared, 0o1777); // like /tmp: others cannot replace our file
+    await load(inShared);
+    assert.ok((await readFile(real, 'utf8')).endsWith('\n'), 'the link target is untouched');
 
-test('refused with E_LEDGER_UNSAFE: a ledger owned by another user', { skip: process.getuid?.() !== 0 && 'needs root to chown' }, async () => {
-  const path = join(await stateDir(), 'ledger.jsonl');
-  await writeFile(path, '', { mode: 0o600 });
-  await chown(path, 65534, 65534);
-  await assert.rejects(Ledger.open(path), isUnsafe(path, /owned by uid 65534/));
-});
+    if (process.getuid?.() !== 0) return t.skip('needs root to chown');
+    const theirs = join(dir, 'theirs.jsonl');
+    await writeFile(theirs, '', { mode: 0o600 });
+    await chown(theirs, 65534, 65534);
+    await assert.rejects(load(theirs), isUnsafe(theirs, /owned by uid 65534/));
+  });
+}
 
 test('a state dir that cannot be created is E_STATE_DIR', async () => {
   const dir = await stateDir();
@@ -466,43 +473,3 @@ test('Ledger.read never creates: a missing ledger or state dir is null and stays
   await assert.rejects(Ledger.read(join(dir, 'file', 'ledger.jsonl')), (err: unknown) => err instanceof ReaperError && err.code === 'E_STATE_DIR');
 });
 
-test('Ledger.read refuses what open refuses: symlink, dangling symlink, directory, FIFO, world-writable file or dir, other owner', async () => {
-  const dir = await stateDir();
-  const real = join(dir, 'real.jsonl');
-  await writeFile(real, `${JSON.stringify({ t: 'action', ...action(1) })}\n`, { mode: 0o600 });
-  const link = join(dir, 'ledger.jsonl');
-  await symlink(real, link);
-  await assert.rejects(Ledger.read(link), isUnsafe(link, /symbolic link/));
-  const dangling = join(dir, 'dangling.jsonl');
-  await symlink(join(dir, 'nowhere'), dangling);
-  await assert.rejects(Ledger.read(dangling), isUnsafe(dangling, /symbolic link/));
-
-  const asDir = join(dir, 'dir.jsonl');
-  await mkdir(asDir);
-  await assert.rejects(Ledger.read(asDir), isUnsafe(asDir, /not a regular file/));
-  const fifo = join(dir, 'fifo.jsonl');
-  execFileSync('mkfifo', [fifo]);
-  await assert.rejects(Ledger.read(fifo), isUnsafe(fifo, /not a regular file/), 'refused, not hung on the open');
-
-  const open = join(dir, 'open.jsonl');
-  await writeFile(open, '');
-  await chmod(open, 0o666);
-  await assert.rejects(Ledger.read(open), isUnsafe(open, /world-writable \(mode 666\)/));
-
-  const shared = join(dir, 'shared');
-  await mkdir(shared);
-  const inShared = join(shared, 'ledger.jsonl');
-  await writeFile(inShared, '', { mode: 0o600 });
-  await chmod(shared, 0o777);
-  await assert.rejects(Ledger.read(inShared), isUnsafe(inShared, /directory .* world-writable without the sticky bit/));
-  await chmod(shared, 0o1777);
-  assert.ok(await Ledger.read(inShared));
-
-  if (process.getuid?.() === 0) {
-    const theirs = join(dir, 'theirs.jsonl');
-    await writeFile(theirs, '', { mode: 0o600 });
-    await chown(theirs, 65534, 65534);
-    await assert.rejects(Ledger.read(theirs), isUnsafe(theirs, /owned by uid 65534/));
-  }
-  assert.ok((await readFile(real, 'utf8')).endsWith('\n'), 'the link target is untouched');
-});
