@@ -59,14 +59,16 @@ export async function installCommand(args: CommonArgs, io: CommandIO): Promise<n
   const node = process.execPath;
   const entry = packageEntry();
   const stateDir = resolve(config.stateDir);
-  const defaultStateDir = join(serviceEnv.XDG_STATE_HOME || join(m.home, '.local', 'state'), 'hum-reaper');
+  // The user manager's environment need not hold this shell's XDG_STATE_HOME: any state dir
+  // but the plain default is written into the unit, for the daemon and its sandbox alike.
+  const named = m.manager === 'systemd' && stateDir !== join(m.home, '.local', 'state', 'hum-reaper');
   const content = renderService(m.manager, await readTemplate(m.manager), {
     node,
     entry,
     home: m.home,
     path: daemonPath(dirname(node)),
-    stateDir: stateDir === defaultStateDir ? null : stateDir,
-    runArgs: forwardedArgs(args.flags),
+    stateDir: named ? stateDir : null,
+    runArgs: forwardedArgs(named ? { ...args.flags, stateDir } : args.flags),
   });
   const existing = await readExisting(m.file);
   const state = fileState(existing, content);

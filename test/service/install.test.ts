@@ -374,6 +374,16 @@ for (const manager of ['launchd', 'systemd'] as const) {
   });
 }
 
+test('systemd: a state dir from this shell\'s XDG_STATE_HOME is written into the unit (the user manager may not have it)', async () => {
+  const sb = sandbox();
+  const xdg = join(sb.home, 'custom-state');
+  const r = await run(sb, ['install', '--systemd'], { XDG_STATE_HOME: xdg });
+  assert.equal(r.code, 0, r.stderr);
+  const state = join(xdg, 'hum-reaper');
+  assert.equal(readFileSync(unitFile(sb), 'utf8'), expectedUnit(state, ['--state-dir', state]));
+  assert.ok(statSync(state).isDirectory(), 'and that is the directory install made');
+});
+
 test('systemd: install --metrics-port writes it into the unit with the other forwarded flags', async () => {
   const sb = sandbox();
   const r = await run(sb, ['install', '--systemd', '--grace', '5s', '--metrics-port', '9100']);
