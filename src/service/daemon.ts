@@ -164,12 +164,13 @@ export class Daemon {
     this.log.info({ event: 'reaper.stop', uptimeMs: Date.now() - this.stats.startedAt });
   }
 
-  /** SIGHUP: new config for everything but the log source and state dir (those need a restart). */
+  /** SIGHUP: new config for everything but what start() set up: log source, state dir, metrics port. */
   reload(next: Config): void {
-    const kept = { log: this.config.log, stateDir: this.config.stateDir };
+    const kept = { log: this.config.log, stateDir: this.config.stateDir, metricsPort: this.config.metricsPort };
     this.config = { ...next, ...kept };
     this.notifier.update(next.notify);
-    this.log.info({ event: 'reaper.reloaded', dryRun: next.dryRun, graceMs: next.graceMs, sweepIntervalMs: next.sweepIntervalMs, restartNeededFor: JSON.stringify(kept) !== JSON.stringify({ log: next.log, stateDir: next.stateDir }) ? ['log', 'stateDir'] : [] });
+    const restartNeededFor = (Object.keys(kept) as (keyof typeof kept)[]).filter((k) => JSON.stringify(kept[k]) !== JSON.stringify(next[k]));
+    this.log.info({ event: 'reaper.reloaded', dryRun: next.dryRun, graceMs: next.graceMs, sweepIntervalMs: next.sweepIntervalMs, restartNeededFor });
   }
 
   private async prepareStateDir(): Promise<void> {

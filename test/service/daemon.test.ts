@@ -266,9 +266,10 @@ test('SIGHUP reloads the config; a bad config is refused and the old one kept', 
   const failed = await d.waitForEvent((e) => e.event === 'reaper.reload-failed');
   assert.match(String(failed.error), /not valid JSON/);
 
-  writeFileSync(cfg, JSON.stringify({ dryRun: false }));
+  writeFileSync(cfg, JSON.stringify({ dryRun: false, metricsPort: 1 }));
   process.kill(d.pid, 'SIGHUP');
-  await d.waitForEvent((e) => e.event === 'reaper.reloaded' && e.dryRun === false);
+  const reloaded = await d.waitForEvent((e) => e.event === 'reaper.reloaded' && e.dryRun === false);
+  assert.deepEqual(reloaded.restartNeededFor, ['metricsPort'], 'what only a restart changes is named');
   const next = await w.prompt(`${t}-h3`); // evicts h2: now for real
   await d.waitForEvent((e) => e.event === 'reaper.kill' && e.pid === next.evicted?.pid);
   assert.ok(await waitFor(() => !isAlive(shadow.pid), 2000));
