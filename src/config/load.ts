@@ -68,7 +68,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
 
   const userFile = flags.config ?? env.HUM_REAPER_CONFIG ?? existingUserConfig(env, home);
   if (userFile !== undefined) {
-    layers.push({ origin: userFile, values: readJsonFile(userFile) });
+    layers.push({ origin: userFile, values: withLogType(readJsonFile(userFile)) });
     sources.push(userFile);
   }
 
@@ -107,6 +107,12 @@ function readJsonFile(path: string): Json {
     throw new ReaperError('E_CONFIG_JSON', `config file ${path}: not valid JSON (${(err as Error).message})`);
   }
   return asObject(value, path);
+}
+
+/** `"log": {"path": …}` with no type means a file, as `--log FILE` does. */
+function withLogType(values: Json): Json {
+  const log = values.log;
+  return isPlain(log) && log.type === undefined && log.path !== undefined ? { ...values, log: { type: 'file', ...log } } : values;
 }
 
 function asObject(value: unknown, where: string): Json {

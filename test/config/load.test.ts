@@ -82,6 +82,14 @@ test('durations past what a timer holds, a "__proto__" key, a missing key: named
   rejects(() => loadConfig({ flags: { config: cfg }, env: {}, platform: 'linux', home: dir }), 'E_CONFIG_VALUE', '"log.path"', cfg);
 });
 
+test('a log with a path and no type is a file, on every OS', () => {
+  const dir = tmp();
+  const cfg = file(dir, '{"log": {"path": "~/w.log"}}');
+  for (const platform of ['linux', 'darwin'] as const) {
+    assert.deepEqual(loadConfig({ flags: { config: cfg }, env: {}, platform, home: '/home/ada' }).config.log, { type: 'file', path: '/home/ada/w.log' });
+  }
+});
+
 test('unknown HUM_REAPER_ variables are warned about, not fatal', () => {
   const { warnings } = loadConfig({ env: { HUM_REAPER_GRAEC_MS: '5' }, platform: 'linux', home: tmp() });
   assert.ok(warnings.some((w) => w.includes('HUM_REAPER_GRAEC_MS')));
