@@ -64,9 +64,14 @@ tripped, 2 bad usage or config (nothing is killed).`;
 export async function main(argv: string[], io: CommandIO): Promise<number> {
   const [name, ...rest] = argv;
   try {
-    if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    // Asked for: stdout, exit 0. No command at all is bad usage: stderr, exit 2.
+    if (name === undefined) {
+      io.stderr(usage());
+      return 2;
+    }
+    if (name === '--help' || name === '-h' || name === 'help') {
       io.stdout(usage());
-      return name === undefined ? 2 : 0;
+      return 0;
     }
     if (name === '--version' || name === '-V') {
       io.stdout(version());

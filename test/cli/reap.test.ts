@@ -152,6 +152,10 @@ test('a stray word is bad usage, never ignored: `reap dry-run` kills nothing; --
   assert.match(typo.stderr, /unexpected argument "dry-run" \(did you mean --dry-run\?\)/);
   assert.equal(typo.stdout, '');
   assert.ok(isAlive(evicted.pid), 'the orphan was not reaped on a typo');
+  const bare = await runCli([], { env: scopedEnv(t), token: t });
+  assert.equal(bare.code, 2);
+  assert.equal(bare.stdout, '', 'no command: usage on stderr, like any usage error');
+  assert.match(bare.stderr, /Usage: hum-reaper <command>/);
   for (const cmd of ['run', 'install', 'uninstall']) {
     const r = await runCli([cmd, '--json', '--log', w.logPath], { env: scopedEnv(t), token: t });
     assert.equal(r.code, 2, `${cmd} --json: ${r.stderr}`);
