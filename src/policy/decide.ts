@@ -86,9 +86,12 @@ export function decide(input: DecideInput): Decision {
   // The worker this log belongs to, when its children say so: the only worker with a child
   // spawned on the latest bridge port since that line. Its bridge lines may be older than
   // the log read for this pass (a connection lives for hours).
+  const workerPids = new Set(workers.map((w) => w.pid));
   const onLatestPort = new Set(
     lastBridge
-      ? cells.filter((c) => c.cell.bridgePort === lastBridge.port && !startedBefore(c.process, lastBridge.at, lastBridge.seq)).map((c) => c.process.ppid)
+      ? cells
+          .filter((c) => workerPids.has(c.process.ppid) && c.cell.bridgePort === lastBridge.port && !startedBefore(c.process, lastBridge.at, lastBridge.seq))
+          .map((c) => c.process.ppid)
       : [],
   );
   const logWorker = onLatestPort.size === 1 ? [...onLatestPort][0]! : null;

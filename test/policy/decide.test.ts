@@ -125,6 +125,9 @@ test('stale-connection when the old bridge-up was not read: a child on the lates
   const ambiguous = run([worker2, cell(201, 'sid-a', T0), onNewPort(202, 100, T0 + 2000), onNewPort(203, 101, T0 + 3000), proc({ pid: 204, ppid: 101, argv: childArgv('sid-d', 41000), startedAt: T0 })], events);
   assert.equal(verdictOf(ambiguous, 201), 'live');
   assert.equal(verdictOf(ambiguous, 204), 'live');
+  // A hand-started process on that port names no worker, and hides none.
+  const byHand = proc({ pid: 205, ppid: 60, argv: childArgv('sid-e', 40001), startedAt: T0 + 3000 });
+  assert.equal(verdictOf(run([cell(201, 'sid-a', T0), onNewPort(202, 100, T0 + 2000), byHand], events), 201), 'orphan:stale-connection');
   // A child on that port from before the line (the port reused) names no worker.
   assert.equal(verdictOf(run([cell(201, 'sid-a', T0), onNewPort(202, 100, T0 + 500)], events), 201), 'live');
 });
