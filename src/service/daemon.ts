@@ -150,9 +150,10 @@ export class Daemon {
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     if (this.metricsTimer) clearTimeout(this.metricsTimer);
     if (this.ledgerTimer) clearTimeout(this.ledgerTimer);
-    for (const timer of this.retries.values()) clearTimeout(timer);
     await this.fileTail?.stop();
     await this.commandTail?.stop();
+    // After the sources: a batch they were still handing over may have set one.
+    for (const timer of this.retries.values()) clearTimeout(timer);
     await this.sweeping;
     await Promise.allSettled([...this.background]);
     await this.saveCheckpoint(true);
@@ -289,10 +290,8 @@ export class Daemon {
     const ledger = this.ledger!;
     let condemned = false;
     for (const rec of ledger.cellsOfSid(e.sid)) {
-      if (this.inflight.has(rec.pid)) {
-        condemned = true;
-        continue;
-      }
+      // Being killed already: an older cell of the sid, maybe, not the one this line names.
+      if (this.inflight.has(rec.pid)) continue;
       const p = await this.reader.read(rec.pid);
       if (!p || p.zombie || p.startKey !== rec.startKey) {
         ledger.forget(rec.pid, rec.startKey);
@@ -315,10 +314,10 @@ export class Daemon {
 
   /** Evicted before it was --min-age old (a burst of prompts does that): judged again once it is. */
   private judgeWhenOld(p: ProcessInfo, e: DropEvent, readAt: number): void {
-    if (this.retries.has(p.pid)) return;
+    if (this.stopping || this.retries.has(p.pid)) return;
     const timer = setTimeout(() => {
       this.retries.delete(p.pid);
-      this.track(this.reapRecorded(e, readAt));
+      if (!this.stopping) this.track(this.reapRecorded(e, readAt));
     }, Math.max(0, p.startedAt + this.config.minAgeMs - Date.now()) + this.reader.startPrecisionMs);
     this.retries.set(p.pid, timer);
   }

@@ -8,6 +8,11 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cleanupRun, descendants, isAlive, newRunToken, spawnDecoys, startSimWorker, waitFor, type SimWorker } from '../support/sim.js';
 import { runCli, scopedEnv, startDaemon, type RunningDaemon } from '../support/cli.js';
+import { loadConfig } from '../../src/config/load.js';
+import { LinuxProcessReader } from '../../src/procs/linux.js';
+import type { ProcessReader } from '../../src/procs/types.js';
+import { Daemon } from '../../src/service/daemon.js';
+import { createLogger } from '../../src/service/logger.js';
 
 const tokens: string[] = [];
 const workers: SimWorker[] = [];
@@ -205,6 +210,52 @@ test('a cell evicted before it is --min-age old is killed once it is, not at the
   await d.waitForEvent((e) => e.event === 'reaper.kill' && e.pid === young.pid, 2000);
   assert.ok(isAlive(next.pid), 'the live cell lives');
   await d.stop();
+});
+
+test('an older cell of the sid still being killed does not hide the evicted one from the hot path (INFO log)', async () => {
+  const { t, w, stateDir } = await setup({ table: 2, logLevel: 'info' });
+  const sid = `${t}-s`;
+  const old = await w.prompt(sid, 'ignore-term'); // in flight for the whole grace once evicted
+  const a = await w.prompt(`${t}-a`);
+  const d = daemon(t, w, stateDir, ['--sweep-interval', '60000']);
+  await d.waitForEvent((e) => e.event === 'reaper.sweep'); // the ledger: old, a
+  assert.equal((await w.prompt(`${t}-x`)).evicted?.pid, old.pid);
+  await sleep(200);
+  const fresh = await w.prompt(sid); // not in the ledger: no spawn lines at INFO
+  assert.equal(fresh.evicted?.pid, a.pid);
+  await w.prompt(`${t}-x`); // fresh is now the least recently used
+  await sleep(300);
+  assert.equal((await w.prompt(`${t}-y`)).evicted?.pid, fresh.pid);
+  assert.ok(isAlive(old.pid), 'the old cell is still in its grace');
+  assert.ok(await waitFor(() => !isAlive(fresh.pid), 1500), 'the fresh cell is killed by the hot path, not by a sweep a minute later');
+  await d.stop();
+});
+
+test('stop() while the hot path handles an eviction too young to kill: nothing is killed after stop()', async () => {
+  const { t, w, stateDir } = await setup({ table: 1 });
+  const { config } = loadConfig({ flags: { log: w.logPath, stateDir, minAgeMs: 3000, sweepIntervalMs: 60_000, graceMs: 300 }, env: scopedEnv(t) });
+  const real = new LinuxProcessReader();
+  let victim = 0;
+  let reading!: () => void;
+  const readingVictim = new Promise<void>((r) => (reading = r));
+  // A slow read of the evicted pid on the hot path: SIGTERM arrives meanwhile.
+  const reader: ProcessReader = Object.assign(Object.create(LinuxProcessReader.prototype) as LinuxProcessReader, real, {
+    read: async (pid: number) => {
+      if (pid === victim) {
+        reading();
+        await sleep(200);
+      }
+      return real.read(pid);
+    },
+  });
+  const d = new Daemon({ config, reader, log: createLogger({ level: 'silent' }) });
+  await d.start();
+  const young = await w.prompt(`${t}-young`);
+  victim = young.pid;
+  assert.equal((await w.prompt(`${t}-next`)).evicted?.pid, young.pid);
+  await readingVictim;
+  await d.stop();
+  assert.equal(await waitFor(() => !isAlive(young.pid), 4000), false, 'a stopped daemon kills nothing');
 });
 
 test('one daemon per state dir: the second exits 2', async () => {
