@@ -2,7 +2,7 @@ import { mkdir, access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { EventCollector } from '../events/collect.js';
-import { EVENT_MARKERS, parseLogLine } from '../events/parse.js';
+import { EVENT_MARKERS, lineTimestamp, parseLogLine } from '../events/parse.js';
 import { isDropEvent, type DropEvent } from '../events/types.js';
 import { EvidenceWindow } from '../events/window.js';
 import { killTree, type KillResult } from '../kill/kill.js';
@@ -193,6 +193,7 @@ export class Daemon {
         cursorFile: join(this.config.stateDir, 'journal.cursor'),
         sinceMs: sinceMs - WINDOW_MARGIN_MS,
         markers: EVENT_MARKERS,
+        lineTime: lineTimestamp,
         onBatch: (lines) => this.onLines(lines, Date.now()),
         onNotice: (n) => this.log[n.event === 'source.started' ? 'info' : 'warn'](n),
       });

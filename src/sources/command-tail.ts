@@ -18,6 +18,9 @@ export interface CommandTailOptions {
   maxBackoffMs?: number;
   /** Hand over only lines holding one of these (LineSplitter markers). */
   markers?: readonly string[];
+  /** A line's own timestamp (epoch ms, NaN if none): a restart without a cursor resumes
+   *  shortly before the newest one handled. Without it a restart reads from sinceMs again. */
+  lineTime?: (line: string) => number;
 }
 
 /**
@@ -31,8 +34,9 @@ export class CommandTail {
   private restartTimer: NodeJS.Timeout | null = null;
   private chain: Promise<void> = Promise.resolve();
   private sinceMs: number | undefined;
-  /** When the command last printed something: where a restart without a cursor resumes. */
-  private lastDataAt: number | null = null;
+  /** The newest line timestamp handed over: where a restart without a cursor resumes. */
+  private handledUpTo = -Infinity;
+  private retryWait: { timer: NodeJS.Timeout; wake: () => void } | null = null;
   readonly splitter: LineSplitter;
 
   constructor(private readonly opts: CommandTailOptions) {
@@ -51,6 +55,10 @@ export class CommandTail {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.retryWait) {
+      clearTimeout(this.retryWait.timer);
+      this.retryWait.wake();
+    }
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.once('close', r));
@@ -62,15 +70,17 @@ export class CommandTail {
 
   /** A batch whose handling failed is offered again (stdout stays paused), never skipped. */
   private async deliver(lines: string[], argv: string[]): Promise<void> {
-    for (let retryMs = 250; ; retryMs = Math.min(retryMs * 2, 5000)) {
+    for (let retryMs = 250; !this.stopped; retryMs = Math.min(retryMs * 2, 5000)) {
       try {
         await this.opts.onBatch(lines);
+        for (const line of lines) this.handledUpTo = Math.max(this.handledUpTo, this.opts.lineTime?.(line) || -Infinity);
         return;
       } catch (err) {
         this.opts.onNotice?.({ event: 'source.error', argv, error: String(err), retryMs });
       }
-      if (this.stopped) return;
-      await new Promise((r) => setTimeout(r, retryMs));
+      // stop() cuts the wait short; the loop then ends.
+      await new Promise<void>((wake) => (this.retryWait = { timer: setTimeout(wake, retryMs), wake }));
+      this.retryWait = null;
     }
   }
 
@@ -95,7 +105,6 @@ export class CommandTail {
     let stderr = '';
     this.opts.onNotice?.({ event: 'source.started', argv });
     child.stdout!.on('data', (chunk: Buffer) => {
-      this.lastDataAt = Date.now();
       const lines: string[] = [];
       this.splitter.push(chunk, (line) => lines.push(line));
       if (lines.length === 0) return;
@@ -112,7 +121,7 @@ export class CommandTail {
       // A command that ran a while before exiting starts over at the short backoff.
       if (Date.now() - started > 60_000) this.backoffMs = 500;
       // Without a cursor (journalctl did not write one), resume a little before the last line.
-      if (this.sinceMs !== undefined && this.lastDataAt !== null) this.sinceMs = Math.max(this.sinceMs, this.lastDataAt - RESUME_MARGIN_MS);
+      if (this.sinceMs !== undefined) this.sinceMs = Math.max(this.sinceMs, this.handledUpTo - RESUME_MARGIN_MS);
       this.opts.onNotice?.({ event: 'source.exited', argv, code, signal, stderr: stderr.trim().slice(0, 500), retryMs: this.backoffMs });
       this.restartTimer = setTimeout(() => this.launch(), this.backoffMs);
       this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs ?? 30_000);

@@ -4,7 +4,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CommandTail, type CommandNotice } from '../../src/sources/command-tail.js';
-import { EVENT_MARKERS } from '../../src/events/parse.js';
+import { EVENT_MARKERS, lineTimestamp } from '../../src/events/parse.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor } from '../support/sim.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hum-reaper-cmd-'));
@@ -64,26 +65,56 @@ test('follows a command, restarts it with growing backoff, resumes from its curs
   assert.equal(notices.find((n) => n.event === 'source.exited')?.code, 3);
 });
 
-test('a cursor left by an earlier run is not trusted at start; without a cursor, a restart resumes near the last line', async () => {
-  // A journalctl that never writes its cursor file, as `-f` on systemd 252 and older.
+test('a cursor left by an earlier run is not trusted at start; without a cursor, a restart resumes near the last line handled', async () => {
+  // A journalctl that never writes its cursor file, as `-f` does on some systemd versions.
   const path = join(dir, 'journalctl');
   const argvFile = join(dir, 'argv-nocursor.txt');
-  writeFileSync(path, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvFile}'\necho line\nexit 3\n`);
+  const lineAt = Date.now() - 2 * 3_600_000; // replaying old history when it died
+  const line = `${new Date(lineAt).toISOString().replace('Z', '000Z')}  WARN worker.cell.evict.lru evicted_sid=sid-old`;
+  writeFileSync(path, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvFile}'\necho '${line}'\nexit 3\n`);
   chmodSync(path, 0o755);
   const cursorFile = join(dir, 'stale.cursor');
-  writeFileSync(cursorFile, 'cursor-from-an-earlier-run\n');
-  const sinceMs = Date.now() - 3_600_000;
-  const notices: CommandNotice[] = [];
-  const tail = new CommandTail({ argv: [path, '-f'], cursorFile, sinceMs, onBatch: async () => undefined, onNotice: (n) => notices.push(n), maxBackoffMs: 200 });
+  const sinceMs = Date.now() - 3 * 3_600_000;
+  const runs = async (lineTime?: (line: string) => number) => {
+    writeFileSync(argvFile, '');
+    writeFileSync(cursorFile, 'cursor-from-an-earlier-run\n');
+    const notices: CommandNotice[] = [];
+    const tail = new CommandTail({ argv: [path, '-f'], cursorFile, sinceMs, onBatch: async () => undefined, onNotice: (n) => notices.push(n), maxBackoffMs: 200, ...(lineTime ? { lineTime } : {}) });
+    tail.start();
+    try {
+      assert.ok(await waitFor(() => notices.filter((n) => n.event === 'source.exited').length >= 2, 5000));
+    } finally {
+      await tail.stop();
+    }
+    return readFileSync(argvFile, 'utf8').trim().split('\n').map((r) => Number(/--since=@(\d+)/.exec(r)?.[1]) * 1000);
+  };
+  const s = Math.floor(sinceMs / 1000) * 1000;
+  const timed = await runs(lineTimestamp);
+  assert.equal(timed[0], s, 'the first run reads the history, not the stale cursor');
+  assert.equal(timed[1], Math.floor((lineAt - 60_000) / 1000) * 1000, 'the next resumes a minute before the last line handled (its own time, not when it was read)');
+  assert.deepEqual((await runs()).slice(0, 2), [s, s], 'without line times, from the start again');
+});
+
+test('stop() during a retry wait: returns at once, and the batch is not offered again', async () => {
+  let calls = 0;
+  let afterStop = 0;
+  let stopped = false;
+  const tail = new CommandTail({
+    argv: ['sh', '-c', 'echo only; exec sleep 5'],
+    onBatch: async () => {
+      calls++;
+      if (stopped) afterStop++;
+      throw new Error('always');
+    },
+  });
   tail.start();
-  try {
-    assert.ok(await waitFor(() => notices.filter((n) => n.event === 'source.exited').length >= 2, 5000));
-  } finally {
-    await tail.stop();
-  }
-  const since = readFileSync(argvFile, 'utf8').trim().split('\n').map((r) => Number(/--since=@(\d+)/.exec(r)?.[1]) * 1000);
-  assert.equal(since[0], Math.floor(sinceMs / 1000) * 1000, 'the first run reads the history, not the stale cursor');
-  assert.ok(since[1]! >= Date.now() - 120_000, `the second run resumes near the last line, not an hour back (${new Date(since[1]!).toISOString()})`);
+  assert.ok(await waitFor(() => calls >= 3, 5000));
+  const t0 = Date.now();
+  stopped = true;
+  await tail.stop();
+  assert.ok(Date.now() - t0 < 1000, `stop() took ${Date.now() - t0} ms`);
+  await sleep(300);
+  assert.equal(afterStop, 0);
 });
 
 test('a command that does not exist is reported, retried, never thrown', async () => {
