@@ -196,7 +196,8 @@ export class FileTail {
       // The default atomic mode holds an unlink back 100 ms to merge it with a re-add; we
       // only want the wake-up, the sooner the better.
       atomic: false,
-      ignored: (p: string) => p !== dir && basename(p) !== base,
+      // The log and its rotated siblings (`x.log.0` …): a launchd job goes on writing the renamed file.
+      ignored: (p: string) => p !== dir && !basename(p).startsWith(base),
     });
     this.watcher = watcher;
     watcher.on('all', () => this.wake());
@@ -205,7 +206,7 @@ export class FileTail {
     // for the poll. Its 'raw' event is every native fs.watch event, unthrottled; it also
     // fires for the directory's other files, hence the name check.
     watcher.on('raw', (_event: string, evPath: string | null) => {
-      if (!evPath || basename(evPath) === base) this.wake();
+      if (!evPath || basename(evPath).startsWith(base)) this.wake();
     });
     // Must be listened to: chokidar emits e.g. ELOOP for a symlink loop at the path, or
     // ENOSPC when inotify watches run out. The poll timer goes on regardless.

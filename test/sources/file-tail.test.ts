@@ -261,6 +261,25 @@ test('newsyslog under launchd: the new file holds only the turnover line, the wo
   }
 });
 
+test('writes to the renamed file wake the tail at once, not at the next poll', async () => {
+  const path = logPath();
+  const w = new LogWriter(path);
+  const [a, b] = [evictionLines('a', 1), evictionLines('b', 1)];
+  try {
+    await withTail({ path, pollMs: 10_000, isWriterLine: (line) => parseLogLine(line) !== null }, async (run) => {
+      w.lines(a);
+      await expectLines(run, a);
+      renameSync(path, `${path}.0`);
+      writeFileSync(path, 'Dec  4 00:00:00 mac newsyslog[123]: logfile turned over\n');
+      await sleep(300);
+      w.lines(b); // to the renamed file
+      assert.ok(await waitFor(() => run.lines.length === 2, 2000), 'read within 2 s with a 10 s poll');
+    });
+  } finally {
+    w.close();
+  }
+});
+
 test('copy-and-truncate: lines written just before the copy are read from the copy, then the new lines', async () => {
   const path = logPath();
   const w = new LogWriter(path);
