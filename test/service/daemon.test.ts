@@ -217,7 +217,8 @@ test('an older cell of the sid still being killed does not hide the evicted one 
   const sid = `${t}-s`;
   const old = await w.prompt(sid, 'ignore-term'); // in flight for the whole grace once evicted
   const a = await w.prompt(`${t}-a`);
-  const d = daemon(t, w, stateDir, ['--sweep-interval', '60000']);
+  // A long grace: once the old cell dies, the worker drops sid s from its table (the by-sid quirk).
+  const d = daemon(t, w, stateDir, ['--sweep-interval', '60000', '--grace', '5000']);
   await d.waitForEvent((e) => e.event === 'reaper.sweep'); // the ledger: old, a
   assert.equal((await w.prompt(`${t}-x`)).evicted?.pid, old.pid);
   await sleep(200);
