@@ -232,17 +232,23 @@ test('rename-and-create with delays: the writer keeps writing the old file until
   }
 });
 
+const TURNOVER = 'Dec  4 00:00:00 mac newsyslog[123]: logfile turned over';
+/** newsyslog's rotation: rename, create, and (without its B flag) a line of its own. */
+function newsyslogRotate(path: string): void {
+  renameSync(path, `${path}.0`);
+  writeFileSync(path, `${TURNOVER}\n`);
+}
+const isWorkerLine = (line: string) => parseLogLine(line) !== null;
+
 test('newsyslog under launchd: the new file holds only the turnover line, the worker goes on writing the renamed one', async () => {
   const path = logPath();
   const w = new LogWriter(path); // launchd opened the job's stdout once; it is never reopened
   const [a, b, z, c] = [evictionLines('a', 2), evictionLines('b', 2), evictionLines('z', 2), evictionLines('c', 2)];
-  const turnover = 'Dec  4 00:00:00 mac newsyslog[123]: logfile turned over';
   try {
-    await withTail({ path, isWriterLine: (line) => parseLogLine(line) !== null }, async (run) => {
+    await withTail({ path, isWriterLine: isWorkerLine }, async (run) => {
       w.lines(a);
       await expectLines(run, a);
-      renameSync(path, `${path}.0`); // newsyslog: rename, create, write its line (no B flag)
-      writeFileSync(path, `${turnover}\n`);
+      newsyslogRotate(path);
       await sleep(200);
       w.lines(b); // the worker still writes the renamed file
       await expectLines(run, [...a, ...b]);
@@ -252,7 +258,7 @@ test('newsyslog under launchd: the new file holds only the turnover line, the wo
       assert.equal(events(run).filter((e) => e === 'tail.rotated').length, 0, 'still on the renamed file');
       w.reopen(); // the worker restarted: launchd opens the path anew
       w.lines(c);
-      await expectLines(run, [...a, ...b, ...z, turnover, ...c]);
+      await expectLines(run, [...a, ...b, ...z, TURNOVER, ...c]);
       // The file it leaves is deleted by then: "recreated", as after delete-and-recreate.
       assert.deepEqual(events(run).filter((e) => e === 'tail.rotated' || e === 'tail.recreated'), ['tail.recreated']);
     });
@@ -266,11 +272,10 @@ test('writes to the renamed file wake the tail at once, not at the next poll', a
   const w = new LogWriter(path);
   const [a, b] = [evictionLines('a', 1), evictionLines('b', 1)];
   try {
-    await withTail({ path, pollMs: 10_000, isWriterLine: (line) => parseLogLine(line) !== null }, async (run) => {
+    await withTail({ path, pollMs: 10_000, isWriterLine: isWorkerLine }, async (run) => {
       w.lines(a);
       await expectLines(run, a);
-      renameSync(path, `${path}.0`);
-      writeFileSync(path, 'Dec  4 00:00:00 mac newsyslog[123]: logfile turned over\n');
+      newsyslogRotate(path);
       await sleep(300);
       w.lines(b); // to the renamed file
       assert.ok(await waitFor(() => run.lines.length === 2, 2000), 'read within 2 s with a 10 s poll');
