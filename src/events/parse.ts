@@ -96,6 +96,8 @@ function closingQuote(text: string, open: number): number {
 
 function unquote(value: string): string {
   if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) {
+    // An escaped last quote closes nothing: no JSON.parse (a throw per field is slow on junk).
+    if (escapedAt(value, value.length - 1)) return value.slice(1, -1);
     try {
       const s: unknown = JSON.parse(value);
       if (typeof s === 'string') return s;
@@ -105,6 +107,13 @@ function unquote(value: string): string {
     return value.slice(1, -1);
   }
   return value;
+}
+
+/** Whether the character at i is preceded by an odd number of backslashes. */
+function escapedAt(text: string, i: number): boolean {
+  let n = 0;
+  while (i - n - 1 >= 0 && text[i - n - 1] === '\\') n++;
+  return n % 2 === 1;
 }
 
 function parseJsonLine(line: string): LogLine | null {

@@ -237,7 +237,9 @@ test('fuzz: huge lines (70 KiB – 1 MiB) parse in bounded time and never invent
   checkLine(worst, n);
   const worstMs = performance.now() - t0;
   report(t, { events: n.events, kills: 0, wrongKills: 0, misses: n.fabricated, lines: n.lines, slowestMs: Math.round(slowestMs), slowestMsPer64KiB: Math.round(slowestPer64KiB), worst64KiBLineMs: Math.round(worstMs) });
-  assert.ok(slowestMs < 3000, `slowest huge line took ${Math.round(slowestMs)} ms`);
+  // A bound that catches a quadratic parse (minutes for 1 MiB), not a speed target: a CI
+  // machine under load has run this over 10× slower than an idle one.
+  assert.ok(slowestMs < 10_000, `slowest huge line took ${Math.round(slowestMs)} ms`);
   assert.ok(worstMs < 500, `a worst-case 64 KiB line took ${Math.round(worstMs)} ms`);
 });
 
