@@ -154,7 +154,8 @@ test('kill -9 of the daemon, evictions while it is down, restart: all applied on
   for (const pid of whileDown) await d2.waitForEvent((e) => e.event === 'reaper.kill' && e.pid === pid, 2000);
   assert.deepEqual(killsOf(d2).map((e) => e.pid).sort(), [...whileDown].sort(), 'exactly the missed ones, none of the earlier ones again');
   // metrics.prom is written just after the sweep's log line.
-  const seen = () => Number(/^hum_reaper_evictions_seen_total (\d+)$/m.exec(readFileSync(join(stateDir, 'metrics.prom'), 'utf8'))?.[1]);
+  const prom = join(stateDir, 'metrics.prom');
+  const seen = () => (existsSync(prom) ? Number(/^hum_reaper_evictions_seen_total (\d+)$/m.exec(readFileSync(prom, 'utf8'))?.[1]) : NaN);
   assert.ok(await waitFor(() => seen() >= whileDown.length, 2000), `the evictions read at catch-up are counted (${seen()})`);
   for (const c of (await w.state()).cells) assert.ok(isAlive(c.pid));
   await d2.stop();
