@@ -83,6 +83,8 @@ test('the daemon serves /metrics on 127.0.0.1, writes metrics.prom, records stat
 
   const res = await fetch(`http://127.0.0.1:${port}/metrics`);
   assert.equal(res.status, 200);
+  assert.equal((await fetch(`http://127.0.0.1:${port}/metrics?format=text`)).status, 200, 'a query string is not another path');
+  assert.equal((await fetch(`http://127.0.0.1:${port}/other`)).status, 404);
   const served = await res.text();
   const fams = parse(served);
   assert.equal(value(fams, 'hum_reaper_kills_total', { reason: 'evicted' }), 3);
