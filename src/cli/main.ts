@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ReaperError } from '../errors.js';
+import { ReaperError, usageError } from '../errors.js';
 import { parseCommandArgs, type CommonArgs } from './args.js';
 import type { CommandIO } from './reap.js';
 
@@ -78,9 +78,9 @@ export async function main(argv: string[], io: CommandIO): Promise<number> {
       return 0;
     }
     const command = commands[name];
-    if (!command) throw new ReaperError('E_USAGE', `unknown command "${name}"; try hum-reaper --help`);
+    if (!command) throw usageError(`unknown command "${name}"; try hum-reaper --help`);
     const args = parseCommandArgs(rest, command.options);
-    if (args.json && !command.json) throw new ReaperError('E_USAGE', `${name} has no --json output (ps, reap, status and doctor do)`);
+    if (args.json && !command.json) throw usageError(`${name} has no --json output (ps, reap, status and doctor do)`);
     if (args.help) {
       io.stdout(usage());
       return 0;

@@ -2,7 +2,11 @@ import type { LogLine, WorkerEvent } from './types.js';
 
 // SGR and other CSI sequences tracing writes when colour is on.
 const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]/g;
-const COMPACT = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?Z\s+(TRACE|DEBUG|INFO|WARN|ERROR) (.*)$/;
+// RFC 3339 UTC with up to nanoseconds: (whole second)(fraction). One pattern for every form.
+const TS = String.raw`(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?Z`;
+const COMPACT = new RegExp(String.raw`^${TS}\s+(TRACE|DEBUG|INFO|WARN|ERROR) (.*)$`);
+const JSON_TS_VALUE = new RegExp(`^${TS}$`);
+const JSON_TIMESTAMP = new RegExp(String.raw`"timestamp"\s*:\s*"${TS}"`);
 // A field starts at a space followed by `key=`; tracing keys are Rust identifiers.
 const FIELD_START = / ([A-Za-z_][A-Za-z0-9_.]*)=/g;
 const LEVELS = new Set(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']);
@@ -28,8 +32,6 @@ export function parseTimestamp(date: string, fraction = ''): number {
 }
 let lastDate = '';
 let lastWhole = NaN;
-
-const JSON_TIMESTAMP = /"timestamp"\s*:\s*"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?Z"/;
 
 /**
  * The timestamp of a line, from its first bytes alone (a JSON line cut short does not
@@ -125,7 +127,7 @@ function parseJsonLine(line: string): LogLine | null {
   }
   if (typeof obj !== 'object' || obj === null) return null;
   const rec = obj as Record<string, unknown>;
-  const ts = typeof rec.timestamp === 'string' ? /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?Z$/.exec(rec.timestamp) : null;
+  const ts = typeof rec.timestamp === 'string' ? JSON_TS_VALUE.exec(rec.timestamp) : null;
   const level = typeof rec.level === 'string' ? rec.level.trim().toUpperCase() : '';
   const rawFields = rec.fields;
   if (!ts || !LEVELS.has(level) || typeof rawFields !== 'object' || rawFields === null) return null;

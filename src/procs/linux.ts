@@ -4,6 +4,7 @@ import type { ProcessInfo, ProcessReader, ProcessSnapshot } from './types.js';
 // USER_HZ is 100 on every Linux ABI Node runs on.
 const TICK_MS = 10;
 const PAGE_BYTES = 4096;
+const EMPTY = Buffer.alloc(0);
 /** Pids read between two yields to the event loop during a snapshot (~2 ms of work). */
 const SLICE = 64;
 
@@ -105,8 +106,8 @@ export class LinuxProcessReader implements ProcessReader {
     for (const name of readdirSync(this.procRoot)) {
       if (!/^\d+$/.test(name)) continue;
       try {
-        const stat = readFileSync(`${this.procRoot}/${name}/stat`, 'utf8');
-        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(name));
+        // Only the ppid is wanted: no cmdline read.
+        if (parseStat(Number(name), readFileSync(`${this.procRoot}/${name}/stat`, 'utf8'), EMPTY, 0, 0)?.ppid === pid) out.push(Number(name));
       } catch {
         // gone meanwhile
       }
